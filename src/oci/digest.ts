@@ -1,0 +1,117 @@
+import { createHash, type Hash } from 'node:crypto';
+import { Transform, type TransformCallback } from 'node:stream';
+import { KilnError } from '../util/errors.js';
+
+/** A content digest, `algorithm:hex` (OCI image spec, "Digests"). */
+export type Digest = string;
+
+const DIGEST_PATTERN = /^(sha256|sha512):([a-f0-9]+)$/;
+const HEX_LENGTH: Record<string, number> = { sha256: 64, sha512: 128 };
+
+export interface ParsedDigest {
+  algorithm: 'sha256' | 'sha512';
+  hex: string;
+}
+
+export function parseDigest(digest: string): ParsedDigest {
+  const match = DIGEST_PATTERN.exec(digest);
+  if (!match || match[2]!.length !== HEX_LENGTH[match[1]!]) {
+    throw new KilnError('INVALID_DIGEST', `"${digest}" is not a valid digest: expected sha256: followed by 64 lowercase hex digits.`);
+  }
+  return { algorithm: match[1] as ParsedDigest['algorithm'], hex: match[2]! };
+}
+
+export function isDigest(value: string): boolean {
+  const match = DIGEST_PATTERN.exec(value);
+  return match !== null && match[2]!.length === HEX_LENGTH[match[1]!];
+}
+
+export function sha256(data: Buffer | string): Digest {
+  return 'sha256:' + createHash('sha256').update(data).digest('hex');
+}
+
+/** A pass-through stream that hashes and counts what flows through it. */
+export class DigestingStream extends Transform {
+  private readonly hash: Hash;
+  private readonly algorithm: string;
+  private bytes = 0;
+  private result: Digest | undefined;
+
+  constructor(algorithm: 'sha256' | 'sha512' = 'sha256') {
+    super();
+    this.algorithm = algorithm;
+    this.hash = createHash(algorithm);
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    this.result = `${this.algorithm}:${this.hash.digest('hex')}`;
+    callback();
+  }
+
+  get size(): number {
+    return this.bytes;
+  }
+
+  /** Available once the stream has finished. */
+  get digest(): Digest {
+    if (this.result === undefined) throw new KilnError('INTERNAL', 'digest read before the stream finished');
+    return this.result;
+  }
+}
+
+/**
+ * A pass-through stream that fails at its end when the bytes do not match the expected
+ * digest and size, so a consumer that waits for the end never trusts unverified content.
+ * `what` names the content in the error ("blob sha256:… from registry.example/app").
+ */
+export class VerifyingStream extends Transform {
+  private readonly hash: Hash;
+  private bytes = 0;
+
+  constructor(
+    private readonly expectedDigest: Digest,
+    private readonly expectedSize: number | undefined,
+    private readonly what: string,
+  ) {
+    super();
+    this.hash = createHash(parseDigest(expectedDigest).algorithm);
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.bytes += chunk.length;
+    if (this.expectedSize !== undefined && this.bytes > this.expectedSize) {
+      callback(new KilnError('SIZE_MISMATCH', `${this.what} is larger than the ${this.expectedSize} bytes its descriptor declares; refusing it.`));
+      return;
+    }
+    this.hash.update(chunk);
+    callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.expectedSize !== undefined && this.bytes !== this.expectedSize) {
+      callback(new KilnError('SIZE_MISMATCH', `${this.what} has ${this.bytes} bytes but its descriptor declares ${this.expectedSize}; refusing it.`));
+      return;
+    }
+    const actual = `${parseDigest(this.expectedDigest).algorithm}:${this.hash.digest('hex')}`;
+    if (actual !== this.expectedDigest) {
+      callback(new KilnError('DIGEST_MISMATCH', `${this.what} does not match its digest (got ${actual}); refusing it.`));
+      return;
+    }
+    callback();
+  }
+}
+
+/** Checks bytes already in memory (manifests, configs) against a digest. */
+export function verifyBytes(data: Buffer, expected: Digest, what: string): void {
+  const { algorithm } = parseDigest(expected);
+  const actual = `${algorithm}:${createHash(algorithm).update(data).digest('hex')}`;
+  if (actual !== expected) {
+    throw new KilnError('DIGEST_MISMATCH', `${what} does not match its digest ${expected} (got ${actual}); refusing it.`);
+  }
+}
