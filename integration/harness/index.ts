@@ -1,0 +1,8 @@
+// The harness for kiln's integration tests, in one import.
+export * from './registry.js';
+export * from './flaky-proxy.js';
+export * from './images.js';
+export { decodeClaims } from './jwt.js';
+export type { LoggedRequest } from './access-log.js';
+export type { TokenRequest } from './token-server.js';
+export type { Credentials } from './skopeo.js';

@@ -1,0 +1,200 @@
+import { readFileSync } from 'node:fs';
+import { rootCertificates } from 'node:tls';
+import type { Readable } from 'node:stream';
+import { Agent, request, type Dispatcher } from 'undici';
+import { KilnError, describeError } from '../util/errors.js';
+import type { Logger } from '../util/log.js';
+
+export type HttpMethod = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
+
+export interface HttpRequest {
+  method: HttpMethod;
+  url: string;
+  headers?: Record<string, string>;
+  /** A body factory, so a retried request can send its body again. */
+  body?: Buffer | string | (() => Promise<Readable> | Readable);
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Readable & { dump(): Promise<void>; text(): Promise<string> };
+  url: string;
+}
+
+export interface TlsSettings {
+  caFiles: readonly string[];
+  rejectUnauthorized: boolean;
+  clientCert?: { cert: string; key: string } | undefined;
+}
+
+export interface RetryPolicy {
+  /** Extra attempts after the first one. */
+  retries: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+}
+
+export const DEFAULT_RETRY_POLICY: RetryPolicy = { retries: 3, baseDelayMs: 200, maxDelayMs: 5_000 };
+
+const RETRYABLE_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+const RETRYABLE_NETWORK_CODES = new Set([
+  'ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ECONNABORTED', 'ENETUNREACH', 'EHOSTUNREACH',
+  'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CLOSED',
+]);
+const TLS_CODES = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|HOSTNAME|ALTNAME|SSL/;
+
+/** Low-level HTTP with keep-alive, per-TLS-setting connection pools and bounded retries. */
+export class HttpTransport {
+  private readonly dispatchers = new Map<string, Dispatcher>();
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly retry: RetryPolicy = DEFAULT_RETRY_POLICY,
+    private readonly connectionsPerOrigin = 8,
+  ) {}
+
+  /**
+   * Sends a request, retrying on 429, 5xx and dropped connections with exponential backoff
+   * (Retry-After honoured). Any status that is not retried is returned to the caller.
+   */
+  async send(req: HttpRequest, tls: TlsSettings): Promise<HttpResponse> {
+    for (let attempt = 0; ; attempt++) {
+      let response: HttpResponse;
+      try {
+        response = await this.sendOnce(req, tls);
+      } catch (err) {
+        const code = networkCode(err);
+        if (attempt < this.retry.retries && code !== undefined && RETRYABLE_NETWORK_CODES.has(code)) {
+          const delay = this.backoff(attempt);
+          this.logger.debug({ method: req.method, url: redactUrl(req.url), code, delayMs: delay }, 'retrying after a connection error');
+          await sleep(delay);
+          continue;
+        }
+        throw translateNetworkError(err, req.url);
+      }
+      if (attempt < this.retry.retries && RETRYABLE_STATUS.has(response.status)) {
+        await response.body.dump().catch(() => undefined);
+        const delay = retryAfterMs(response.headers['retry-after']) ?? this.backoff(attempt);
+        this.logger.debug({ method: req.method, url: redactUrl(req.url), status: response.status, delayMs: delay }, 'retrying after a server error');
+        await sleep(Math.min(delay, 30_000));
+        continue;
+      }
+      return response;
+    }
+  }
+
+  private async sendOnce(req: HttpRequest, tls: TlsSettings): Promise<HttpResponse> {
+    const body = typeof req.body === 'function' ? await req.body() : req.body;
+    const result = await request(req.url, {
+      method: req.method,
+      headers: req.headers,
+      body,
+      dispatcher: this.dispatcher(tls),
+    });
+    return { status: result.statusCode, headers: result.headers, body: result.body as unknown as HttpResponse['body'], url: req.url };
+  }
+
+  private dispatcher(tls: TlsSettings): Dispatcher {
+    const key = JSON.stringify([tls.caFiles, tls.rejectUnauthorized, tls.clientCert ?? null]);
+    let dispatcher = this.dispatchers.get(key);
+    if (!dispatcher) {
+      dispatcher = new Agent({
+        connections: this.connectionsPerOrigin,
+        keepAliveTimeout: 30_000,
+        connect: connectOptions(tls),
+      });
+      this.dispatchers.set(key, dispatcher);
+    }
+    return dispatcher;
+  }
+
+  private backoff(attempt: number): number {
+    const base = Math.min(this.retry.maxDelayMs, this.retry.baseDelayMs * 2 ** attempt);
+    return Math.round(base / 2 + Math.random() * (base / 2));
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.dispatchers.values()];
+    this.dispatchers.clear();
+    await Promise.all(all.map((d) => d.close()));
+  }
+}
+
+function connectOptions(tls: TlsSettings): Record<string, unknown> {
+  const options: Record<string, unknown> = { rejectUnauthorized: tls.rejectUnauthorized };
+  if (tls.caFiles.length > 0) {
+    // A custom `ca` replaces Node's bundled roots, so keep them alongside the extra CAs.
+    options.ca = [...rootCertificates, ...tls.caFiles.map((file) => readPem(file, 'CA certificate'))];
+  }
+  if (tls.clientCert) {
+    options.cert = readPem(tls.clientCert.cert, 'client certificate');
+    options.key = readPem(tls.clientCert.key, 'client key');
+  }
+  return options;
+}
+
+function readPem(file: string, what: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new KilnError('USAGE', `cannot read the ${what} ${file}: ${describeError(err)}.`, { cause: err });
+  }
+}
+
+function networkCode(err: unknown): string | undefined {
+  let current: unknown = err;
+  for (let depth = 0; current && depth < 5; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string') return code;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+function translateNetworkError(err: unknown, url: string): KilnError {
+  if (err instanceof KilnError) return err;
+  const { host, protocol } = new URL(url);
+  const code = networkCode(err) ?? '';
+  const detail = describeError(err);
+  if (code === 'ECONNREFUSED') {
+    return new KilnError('REGISTRY_UNREACHABLE', `cannot reach ${host}: the connection was refused; check the registry address and that it is running.`, { cause: err });
+  }
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
+    return new KilnError('REGISTRY_UNREACHABLE', `cannot reach ${host}: the host name does not resolve; check the registry address.`, { cause: err });
+  }
+  if (code === 'ETIMEDOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
+    return new KilnError('REGISTRY_UNREACHABLE', `cannot reach ${host}: the connection timed out; check the address and the network.`, { cause: err });
+  }
+  if (protocol === 'https:' && (/wrong version number|packet length too long|EPROTO/i.test(detail) || code === 'EPROTO')) {
+    return new KilnError('REGISTRY_TLS', `${host} does not speak TLS; if it is a plain-HTTP registry pass --insecure-registry=${host}.`, { cause: err });
+  }
+  if (TLS_CODES.test(code) || /certificate/i.test(detail)) {
+    return new KilnError('REGISTRY_TLS', `the TLS certificate of ${host} is not trusted (${detail}); pass its CA with --registry-certificate=${host}=ca.pem or use --skip-tls-verify-registry=${host}.`, { cause: err });
+  }
+  return new KilnError('REGISTRY_UNREACHABLE', `the connection to ${host} failed: ${detail}.`, { cause: err });
+}
+
+function retryAfterMs(value: string | string[] | undefined): number | undefined {
+  const text = Array.isArray(value) ? value[0] : value;
+  if (text === undefined) return undefined;
+  const seconds = Number(text);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const date = Date.parse(text);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+/** Strips query strings, which may carry upload state or signed-URL secrets, from URLs in logs. */
+export function redactUrl(url: string): string {
+  const at = url.indexOf('?');
+  return at === -1 ? url : url.slice(0, at) + '?…';
+}
+
+export function headerValue(headers: HttpResponse['headers'], name: string): string | undefined {
+  const value = headers[name.toLowerCase()];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

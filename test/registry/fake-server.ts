@@ -1,0 +1,50 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+
+export interface RecordedRequest {
+  method: string;
+  path: string;
+  authorization?: string;
+  headers: IncomingMessage['headers'];
+  body: Buffer;
+}
+
+export type Handler = (req: RecordedRequest, res: ServerResponse) => void;
+
+/** A tiny HTTP server on 127.0.0.1 that records every request, for exact-sequence assertions. */
+export async function startFakeServer(handler: Handler) {
+  const requests: RecordedRequest[] = [];
+  const sockets = new Set<Socket>();
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const recorded: RecordedRequest = {
+        method: req.method ?? '',
+        path: req.url ?? '',
+        headers: req.headers,
+        body: Buffer.concat(chunks),
+        ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}),
+      };
+      requests.push(recorded);
+      handler(recorded, res);
+    });
+  });
+  server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    host: `127.0.0.1:${port}`,
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    /** "METHOD path" lines, the form tests compare against. */
+    lines: () => requests.map((r) => `${r.method} ${r.path}`),
+    close: () => new Promise<void>((resolve) => { for (const s of sockets) s.destroy(); server.close(() => resolve()); }),
+  };
+}
+
+export function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const data = Buffer.from(JSON.stringify(body));
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': String(data.length), ...headers });
+  res.end(data);
+}
