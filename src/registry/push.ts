@@ -60,6 +60,6 @@ export async function pushImage(client: RegistryClient, image: Image, ref: Refer
   blobs.push({ digest: configDigest, result: configResult });
   const digest = await client.putManifest(ref, image.rawManifest, image.mediaType);
   const uploadedBytes = blobs.reduce((sum, b) => sum + (b.result.kind === 'uploaded' ? b.result.bytes : 0), 0);
-  logger.info({ digest, uploadedBytes }, `pushed ${formatReference(ref)}`);
+  logger.debug({ digest, uploadedBytes }, `pushed ${formatReference(ref)}`);
   return { reference: ref, digest, uploadedBytes, blobs };
 }
