@@ -22,6 +22,8 @@ interface OriginState {
   /** Learned from the first 401: how this registry wants to be authenticated. */
   challenge?: Challenge;
   tokens: Map<string, CachedToken>;
+  /** Token requests under way, so that concurrent requests for one scope share one token. */
+  pending: Map<string, Promise<CachedToken>>;
 }
 
 /** What the caller should do after a 401. */
@@ -57,7 +59,12 @@ export class Authenticator {
       const key = scopeKey(scopes);
       const cached = state.tokens.get(key);
       if (cached && cached.expiresAt - TOKEN_EXPIRY_MARGIN_MS > Date.now()) return `Bearer ${cached.token}`;
-      const token = await this.fetchToken(target, challenge, scopes);
+      let pending = state.pending.get(key);
+      if (!pending) {
+        pending = this.fetchToken(target, challenge, scopes).finally(() => state.pending.delete(key));
+        state.pending.set(key, pending);
+      }
+      const token = await pending;
       state.tokens.set(key, token);
       return `Bearer ${token.token}`;
     }
@@ -68,6 +75,9 @@ export class Authenticator {
    * Learns from a 401 on the `attempt`-th try of a request. The first 401 teaches the
    * origin's scheme; a second one with a bearer token drops that token and fetches a new one
    * (it may have expired on the server's side); after that the failure is final.
+   * `sentAuthorization` says whether the refused request carried an Authorization header:
+   * requests started together before the scheme was known all go out without one, and
+   * their 401s say nothing about the credentials or a cached token.
    */
   async onUnauthorized(
     target: AuthTarget,
@@ -75,24 +85,25 @@ export class Authenticator {
     headers: Record<string, string | string[] | undefined>,
     attempt: number,
     what: string,
+    sentAuthorization = true,
   ): Promise<ChallengeOutcome> {
     const state = this.state(target);
     const challenges = parseChallenges(headers['www-authenticate']);
     const challenge = challenges.find((c) => c.scheme === 'bearer') ?? challenges.find((c) => c.scheme === 'basic');
     const credential = await this.credentials.get(target.host);
     if (!challenge) {
-      return { action: 'fail', error: new KilnError('REGISTRY_AUTH', `${target.host} refused ${what} (HTTP 401) without saying how to authenticate.`) };
+      return { action: 'fail', error: new KilnError('REGISTRY_AUTH', `${target.host} answered HTTP 401 ${what} without saying how to authenticate.`) };
     }
     const learned = state.challenge?.scheme === challenge.scheme;
     state.challenge = challenge;
-    state.tokens.delete(scopeKey(scopes));
+    if (sentAuthorization) state.tokens.delete(scopeKey(scopes));
     if (challenge.scheme === 'basic' && credential.kind !== 'basic') return { action: 'fail', error: missingCredentials(target.host, what) };
-    if (!learned && attempt === 0) return { action: 'retry' };
+    if ((!learned || !sentAuthorization) && attempt === 0) return { action: 'retry' };
     if (challenge.scheme === 'bearer' && attempt < 2) return { action: 'retry' };
     if (credential.kind === 'anonymous') return { action: 'fail', error: missingCredentials(target.host, what) };
     const error = challenge.params.error === 'insufficient_scope'
-      ? new KilnError('REGISTRY_DENIED', `the credentials for ${target.host} do not allow ${what}; check the account's access to that repository.`)
-      : new KilnError('REGISTRY_AUTH', `${target.host} rejected the credentials for ${what}; check the entry for ${target.host} in the docker config.json.`);
+      ? new KilnError('REGISTRY_DENIED', `the credentials for ${target.host} lack access ${what}; check the account's access to that repository.`)
+      : new KilnError('REGISTRY_AUTH', `${target.host} rejected the credentials ${what}; check the entry for ${target.host} in the docker config.json.`);
     return { action: 'fail', error };
   }
 
@@ -126,7 +137,7 @@ export class Authenticator {
     if (response.status === 401 || response.status === 403) {
       await response.body.dump();
       throw credential.kind === 'anonymous'
-        ? missingCredentials(target.host, `a token for ${scopes.join(' ')}`)
+        ? missingCredentials(target.host, `for a token for ${scopes.join(' ')}`)
         : new KilnError('REGISTRY_AUTH', `the token server of ${target.host} rejected the credentials; check the entry for ${target.host} in the docker config.json.`);
     }
     if (response.status !== 200) {
@@ -155,7 +166,7 @@ export class Authenticator {
     // Keyed by host, not origin: an insecure registry may move from https to http mid-way.
     let state = this.origins.get(target.host);
     if (!state) {
-      state = { tokens: new Map() };
+      state = { tokens: new Map(), pending: new Map() };
       this.origins.set(target.host, state);
     }
     return state;
@@ -178,7 +189,8 @@ function basicHeader(username: string, password: string): string {
   return 'Basic ' + Buffer.from(`${username}:${password}`).toString('base64');
 }
 
+/** `what` reads on from the verb: "for the manifest of …", "when uploading blob …". */
 function missingCredentials(host: string, what: string): KilnError {
-  return new KilnError('REGISTRY_AUTH', `${host} requires credentials for ${what}; add an entry for ${host} to the docker config.json ($DOCKER_CONFIG/config.json).`);
+  return new KilnError('REGISTRY_AUTH', `${host} requires credentials ${what}; add an entry for ${host} to the docker config.json ($DOCKER_CONFIG/config.json).`);
 }
 

@@ -1,6 +1,7 @@
 import { pipeline, type Readable } from 'node:stream';
 import { KilnError, isKilnError } from '../util/errors.js';
 import { ConcurrencyLimit } from '../util/limit.js';
+import { readLimited } from '../util/read-limited.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { VerifyingStream, sha256, verifyBytes, type Digest } from '../oci/digest.js';
 import { MediaType } from '../oci/mediatypes.js';
@@ -14,6 +15,7 @@ import {
   DEFAULT_RETRY_POLICY,
   HttpTransport,
   headerValue,
+  isUntrustedCertificate,
   redactUrl,
   type HttpRequest,
   type HttpResponse,
@@ -108,7 +110,7 @@ export class RegistryClient {
         headers: { accept: MANIFEST_ACCEPT.join(', ') },
       }, what);
       if (response.status !== 200) throw await unexpectedStatus(response, endpoint.host, what);
-      const raw = await readLimited(response, MAX_MANIFEST_BYTES, `the manifest of ${formatReference(ref)}`);
+      const raw = await readLimited(response.body, MAX_MANIFEST_BYTES, 'INVALID_MANIFEST', `the manifest of ${formatReference(ref)}`);
       if (ref.digest) verifyBytes(raw, ref.digest, `the manifest of ${formatReference(ref)}`);
       const { mediaType } = parseAnyManifest(raw, headerValue(response.headers, 'content-type'), `the manifest of ${formatReference(ref)}`);
       return { raw, mediaType, digest: ref.digest ?? sha256(raw), endpoint };
@@ -293,7 +295,7 @@ export class RegistryClient {
         const response = await this.sendWithHttpFallback(endpoint, { method: req.method, url, headers, body: req.body });
         if (response.status === 401) {
           await response.body.dump();
-          const outcome = await this.auth.onUnauthorized(target, scopes, response.headers, attempt, what);
+          const outcome = await this.auth.onUnauthorized(target, scopes, response.headers, attempt, what, authorization !== undefined);
           if (outcome.action === 'fail') throw outcome.error;
           continue;
         }
@@ -308,6 +310,8 @@ export class RegistryClient {
     } catch (err) {
       const url = new URL(req.url);
       if (!(endpoint.allowHttpFallback && url.protocol === 'https:' && isKilnError(err) && (err.code === 'REGISTRY_TLS' || err.code === 'REGISTRY_UNREACHABLE'))) throw err;
+      // A server that presented a certificate speaks TLS: plain HTTP would only hide the real problem.
+      if (isUntrustedCertificate(err)) throw err;
       // Insecure registries may speak plain HTTP only: like docker and kaniko, try that next.
       this.logger.debug({ registry: endpoint.host }, 'falling back to plain HTTP');
       this.plainHttpHosts.add(endpoint.host);
@@ -337,20 +341,6 @@ export class RegistryClient {
     const scheme = this.plainHttpHosts.has(endpoint.host) ? 'http' : endpoint.scheme;
     return { origin: `${scheme}://${endpoint.host}`, host: endpoint.host, tls: endpoint.tls };
   }
-}
-
-async function readLimited(response: HttpResponse, limit: number, what: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of response.body) {
-    total += (chunk as Buffer).length;
-    if (total > limit) {
-      response.body.destroy();
-      throw new KilnError('INVALID_MANIFEST', `${what} is larger than ${limit} bytes; refusing it.`);
-    }
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
 }
 
 function uploadLocation(response: HttpResponse, endpoint: Endpoint, what: string): string {

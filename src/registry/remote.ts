@@ -1,8 +1,8 @@
 import { KilnError } from '../util/errors.js';
+import { readLimited } from '../util/read-limited.js';
 import type { Image } from '../oci/image.js';
 import { imageFromParts, parseIndex, parseManifest } from '../oci/image-builder.js';
 import { streamLayer } from '../oci/blob-layer.js';
-import type { Layer } from '../oci/layer.js';
 import { isForeignLayer, isImageIndex } from '../oci/mediatypes.js';
 import { formatPlatform, hostPlatform, selectManifest } from '../oci/platform.js';
 import type { Platform } from '../oci/types.js';
@@ -40,35 +40,23 @@ export async function fetchRemoteImage(client: RegistryClient, ref: Reference, o
   }
   const { manifest: parsed } = parseManifest(manifest.raw, manifest.mediaType, `the manifest of ${formatReference(resolved)}`);
   const configStream = await client.getBlob(ref, parsed.config);
-  const rawConfig = await readAll(configStream, Math.min(parsed.config.size, MAX_CONFIG_BYTES), `the config of ${formatReference(resolved)}`);
-  const config = JSON.parse(rawConfig.toString('utf8')) as { rootfs?: { diff_ids?: string[] } };
-  const diffIds = config.rootfs?.diff_ids ?? [];
-  let diffIndex = 0;
-  const layers: Layer[] = parsed.layers.map((descriptor) => {
-    const foreign = isForeignLayer(descriptor.mediaType);
-    const diffId = diffIds[diffIndex++] ?? '';
-    return streamLayer({
-      digest: descriptor.digest,
-      diffId,
-      size: descriptor.size,
-      mediaType: descriptor.mediaType,
-      ...(descriptor.annotations ? { annotations: descriptor.annotations } : {}),
-      ...(descriptor.urls ? { urls: descriptor.urls } : {}),
-      location: foreign ? undefined : { registry: ref.registry, repository: ref.repository },
-      open: () => client.getBlob(ref, descriptor),
-    });
+  const rawConfig = await readLimited(configStream, Math.min(parsed.config.size, MAX_CONFIG_BYTES), 'INVALID_CONFIG', `the config of ${formatReference(resolved)}`);
+  const image = imageFromParts({
+    rawManifest: manifest.raw,
+    rawConfig,
+    mediaType: manifest.mediaType,
+    source: formatReference(resolved),
+    layers: (descriptor, diffId) =>
+      streamLayer({
+        digest: descriptor.digest,
+        diffId,
+        size: descriptor.size,
+        mediaType: descriptor.mediaType,
+        ...(descriptor.annotations ? { annotations: descriptor.annotations } : {}),
+        ...(descriptor.urls ? { urls: descriptor.urls } : {}),
+        ...(isForeignLayer(descriptor.mediaType) ? {} : { location: { registry: ref.registry, repository: ref.repository } }),
+        open: () => client.getBlob(ref, descriptor),
+      }),
   });
-  const image = imageFromParts({ rawManifest: manifest.raw, rawConfig, layers, mediaType: manifest.mediaType, source: formatReference(resolved) });
   return { image, resolved, topDigest: top.digest };
-}
-
-async function readAll(stream: NodeJS.ReadableStream, limit: number, what: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of stream) {
-    total += (chunk as Buffer).length;
-    if (total > limit) throw new KilnError('INVALID_CONFIG', `${what} is larger than its descriptor says; refusing it.`);
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
 }

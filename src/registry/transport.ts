@@ -166,13 +166,31 @@ function translateNetworkError(err: unknown, url: string): KilnError {
   if (code === 'ETIMEDOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
     return new KilnError('REGISTRY_UNREACHABLE', `cannot reach ${host}: the connection timed out; check the address and the network.`, { cause: err });
   }
-  if (protocol === 'https:' && (/wrong version number|packet length too long|EPROTO/i.test(detail) || code === 'EPROTO')) {
+  const tls = tlsProblem(err, protocol);
+  if (tls === 'no-tls') {
     return new KilnError('REGISTRY_TLS', `${host} does not speak TLS; if it is a plain-HTTP registry pass --insecure-registry=${host}.`, { cause: err });
   }
-  if (TLS_CODES.test(code) || /certificate/i.test(detail)) {
+  if (tls === 'certificate') {
     return new KilnError('REGISTRY_TLS', `the TLS certificate of ${host} is not trusted (${detail}); pass its CA with --registry-certificate=${host}=ca.pem or use --skip-tls-verify-registry=${host}.`, { cause: err });
   }
   return new KilnError('REGISTRY_UNREACHABLE', `the connection to ${host} failed: ${detail}.`, { cause: err });
+}
+
+/** Why a connection failed at the TLS layer: the peer speaks plain HTTP, or its certificate is not trusted. */
+function tlsProblem(err: unknown, protocol: string): 'no-tls' | 'certificate' | undefined {
+  const code = networkCode(err) ?? '';
+  const detail = describeError(err);
+  if (protocol === 'https:' && (/wrong version number|packet length too long|EPROTO/i.test(detail) || code === 'EPROTO')) return 'no-tls';
+  if (TLS_CODES.test(code) || /certificate/i.test(detail)) return 'certificate';
+  return undefined;
+}
+
+/**
+ * True for the REGISTRY_TLS error of a server that answered with a certificate kiln does not
+ * trust: that server speaks TLS, so trying plain HTTP on the same port cannot help.
+ */
+export function isUntrustedCertificate(err: unknown): boolean {
+  return err instanceof KilnError && err.code === 'REGISTRY_TLS' && tlsProblem(err.cause, 'https:') === 'certificate';
 }
 
 function retryAfterMs(value: string | string[] | undefined): number | undefined {

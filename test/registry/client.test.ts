@@ -1,6 +1,6 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
@@ -15,9 +15,12 @@ import { isKilnError } from '../../src/util/errors.js';
 import { json, startFakeServer } from './fake-server.js';
 
 const PASSWORD = 's3cret-pass';
+const configDirs: string[] = [];
+after(() => { for (const dir of configDirs) rmSync(dir, { recursive: true, force: true }); });
 
 function clientFor(host: string, options: { auth?: boolean; retries?: number } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'kiln-cfg-'));
+  configDirs.push(dir);
   const auths = options.auth === false ? {} : { [host]: { auth: Buffer.from(`alice:${PASSWORD}`).toString('base64') } };
   writeFileSync(join(dir, 'config.json'), JSON.stringify({ auths }));
   return new RegistryClient({
@@ -228,4 +231,3 @@ test('manifest PUT returns the digest and refuses a registry that stored somethi
   await assert.rejects(client.putManifest(ref, raw, MediaType.ociManifest), (err) => isKilnError(err, 'REGISTRY_PROTOCOL'));
 });
 
-after(() => undefined);
