@@ -12,6 +12,9 @@ export async function main(argv: string[]): Promise<number> {
   const debug = wantsDebug(argv);
   const parser = yargs(argv)
     .scriptName('kiln')
+    // kaniko's flags include --no-push and --no-push-cache as flags of their own, and
+    // booleans are written --flag=false: no yargs negation or camelCase aliases.
+    .parserConfiguration({ 'boolean-negation': false, 'camel-case-expansion': false })
     .command(copyCommand as never)
     .demandCommand(1, 'name a command: kiln copy (kiln --help lists them)')
     .strict()
