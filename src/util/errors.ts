@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'PLATFORM_NOT_FOUND'
   | 'LAYOUT'
   | 'TARBALL'
+  | 'INVALID_LAYER'
   | 'REGISTRY_UNREACHABLE'
   | 'REGISTRY_TLS'
   | 'REGISTRY_AUTH'
@@ -25,6 +26,11 @@ export type ErrorCode =
   | 'CREDENTIAL_HELPER'
   | 'DOCKER_CONFIG'
   | 'IO'
+  | 'DOCKERFILE'
+  | 'RUN_FAILED'
+  | 'ISOLATION'
+  | 'INVALID_USER'
+  | 'UNKNOWN_USER'
   | 'INTERNAL';
 
 export class KilnError extends Error {
