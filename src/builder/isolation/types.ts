@@ -1,0 +1,35 @@
+import type { Writable } from 'node:stream';
+import type { Logger } from '../../util/log.js';
+
+/** The identity a RUN command runs as, numeric as in the image (see `resolveUser`). */
+export interface RunUser {
+  uid: number;
+  gid: number;
+  /** Supplementary groups; the primary `gid` need not be listed. */
+  groups: number[];
+}
+
+export interface RunSpec {
+  /** The image's root directory on the host; `/` for the `none` isolation. */
+  rootDir: string;
+  /** The command; `argv[0]` without a slash is looked up in the `PATH` of `env`. */
+  argv: string[];
+  /** `KEY=VALUE` entries: exactly the command's environment, nothing of kiln's is added. */
+  env: string[];
+  /** Working directory inside the image; created, owned by `user`, when missing. */
+  cwd: string;
+  user: RunUser;
+  stdout: Writable;
+  stderr: Writable;
+  logger: Logger;
+}
+
+export type RunResult = { kind: 'exited'; code: number } | { kind: 'signaled'; signal: string };
+
+export type IsolationKind = 'none' | 'chroot';
+
+/** How a RUN command is started; everything else about a build is the same in each mode. */
+export interface Isolation {
+  readonly kind: IsolationKind;
+  run(spec: RunSpec): Promise<RunResult>;
+}
