@@ -1,0 +1,241 @@
+import { closeSync, constants, fstatSync, openSync, readSync, readlinkSync } from 'node:fs';
+import type { XXHashAPI } from 'xxhash-wasm';
+import { KilnError, describeError } from '../util/errors.js';
+import { TarBuffer } from './tar-buffer.js';
+import { headerLength, padding, paxRecordsFor, writeTarHeader, type TarEntryType, type TarHeader } from './tar-header.js';
+import type { FileRecord } from './file-index.js';
+import type { PlannedEntry } from './tar-plan.js';
+
+/** Files below this size are read whole into the output buffer; larger ones in pieces. */
+export const SMALL_FILE_LIMIT = 1 << 20;
+
+// A large file is read straight into the output chunk; below this much free room a fresh
+// chunk is started so reads stay big.
+const MIN_READ = 64 << 10;
+
+// O_NOFOLLOW: a file replaced by a symlink since the scan must not be followed out of the root.
+const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+export interface TarWriteOptions {
+  rootDir: string;
+  /** Write every time as 0 (1970-01-01) so the same tree always gives the same bytes. */
+  reproducible: boolean;
+  xxhash: XXHashAPI;
+}
+
+/** What writing found out, filled in as the stream is consumed. */
+export interface TarWriteStats {
+  entries: number;
+  /** xxh64 (16 hex digits) of every regular file written, by image path. */
+  contentHashes: Map<string, string>;
+  /** Paths that disappeared between planning and reading. */
+  vanished: string[];
+}
+
+export function newTarWriteStats(): TarWriteStats {
+  return { entries: 0, contentHashes: new Map(), vanished: [] };
+}
+
+/**
+ * The tar stream of a planned layer, as ~1 MiB chunks. File content is read synchronously
+ * straight into the chunk being built — no copy and no thread-pool round trip per file —
+ * while compression of earlier chunks runs on libuv's thread pool.
+ */
+export async function* tarChunks(entries: readonly PlannedEntry[], options: TarWriteOptions, stats: TarWriteStats): AsyncGenerator<Buffer> {
+  const out = new TarBuffer();
+  const written = new Set<string>();
+  for (const entry of entries) {
+    if (entry.kind === 'whiteout') {
+      // Whiteouts carry no metadata of their own; fixed values keep digests stable.
+      writeHeaderOnly(out, { name: entry.path.slice(1), type: 'file', mode: 0, uid: 0, gid: 0, size: 0, mtime: 0 });
+      stats.entries++;
+    } else if (entry.linkTo !== undefined && written.has(entry.linkTo)) {
+      const header = headerOf(entry.path, entry.record, 'link', options);
+      header.linkname = entry.linkTo.slice(1);
+      writeHeaderOnly(out, header);
+      const hash = stats.contentHashes.get(entry.linkTo);
+      if (hash !== undefined) stats.contentHashes.set(entry.path, hash);
+      stats.entries++;
+    } else {
+      const large = entry.record.kind === 'file' && entry.record.size >= SMALL_FILE_LIMIT;
+      const ok = large ? yield* writeLargeFile(out, entry.path, entry.record, options, stats) : writeNode(out, entry.path, entry.record, options, stats);
+      if (!ok) {
+        stats.vanished.push(entry.path);
+        continue;
+      }
+      if (entry.record.nlink > 1) written.add(entry.path);
+      stats.entries++;
+    }
+    if (out.hasReady) yield* out.take();
+  }
+  out.zeros(2 * 512); // end-of-archive marker
+  out.flush();
+  yield* out.take();
+}
+
+function headerOf(path: string, record: FileRecord, type: TarEntryType, options: TarWriteOptions): TarHeader {
+  return {
+    name: type === 'dir' ? path.slice(1) + '/' : path.slice(1),
+    type,
+    mode: record.mode,
+    uid: record.uid,
+    gid: record.gid,
+    size: 0,
+    // Whole seconds, truncated, as docker writes them.
+    mtime: options.reproducible ? 0 : Math.floor(record.mtimeMs / 1000),
+  };
+}
+
+function writeHeaderOnly(out: TarBuffer, header: TarHeader): void {
+  const pax = paxRecordsFor(header);
+  const length = headerLength(pax);
+  out.reserve(length);
+  writeTarHeader(out.buffer, out.offset, header, pax);
+  out.commit(length);
+}
+
+/** Everything but large regular files. Returns false when the path vanished. */
+function writeNode(out: TarBuffer, path: string, record: FileRecord, options: TarWriteOptions, result: TarWriteStats): boolean {
+  if (record.kind === 'file') return writeSmallFile(out, path, record, options, result);
+  if (record.kind === 'dir') {
+    writeHeaderOnly(out, headerOf(path, record, 'dir', options));
+  } else if (record.kind === 'symlink') {
+    const header = headerOf(path, record, 'symlink', options);
+    try {
+      header.linkname = readlinkSync(options.rootDir + path);
+    } catch (err) {
+      if (isGone(err)) return false;
+      throw readError(path, err);
+    }
+    writeHeaderOnly(out, header);
+  } else if (record.kind === 'char' || record.kind === 'block') {
+    const header = headerOf(path, record, record.kind, options);
+    const { devmajor, devminor } = deviceNumbers(record.rdev ?? 0);
+    header.devmajor = devmajor;
+    header.devminor = devminor;
+    writeHeaderOnly(out, header);
+  } else {
+    writeHeaderOnly(out, headerOf(path, record, 'fifo', options));
+  }
+  return true;
+}
+
+/**
+ * Reads the file into the output buffer after room for its header, then writes the header
+ * with the size actually read: a file that shrank since the scan still gives a valid
+ * archive, and one that grew is cut at its scanned size.
+ */
+function writeSmallFile(out: TarBuffer, path: string, record: FileRecord, options: TarWriteOptions, result: TarWriteStats): boolean {
+  const size = record.size;
+  const header = headerOf(path, record, 'file', options);
+  header.size = size;
+  const pax = paxRecordsFor(header);
+  const headerBytes = headerLength(pax);
+  out.reserve(headerBytes + size + padding(size));
+  const buffer = out.buffer;
+  const dataStart = out.offset + headerBytes;
+  let got = 0;
+  if (size > 0) {
+    let fd: number;
+    try {
+      fd = openSync(options.rootDir + path, OPEN_FLAGS);
+    } catch (err) {
+      if (isGone(err)) return false;
+      throw readError(path, err);
+    }
+    try {
+      got = readFully(fd, buffer, dataStart, size, path);
+    } finally {
+      closeSync(fd);
+    }
+  }
+  header.size = got;
+  writeTarHeader(buffer, out.offset, header, pax);
+  const pad = padding(got);
+  buffer.fill(0, dataStart + got, dataStart + got + pad);
+  result.contentHashes.set(path, hex64(options.xxhash.h64Raw(buffer.subarray(dataStart, dataStart + got))));
+  out.commit(headerBytes + got + pad);
+  return true;
+}
+
+function readFully(fd: number, buffer: Buffer, offset: number, length: number, path: string): number {
+  let got = 0;
+  try {
+    while (got < length) {
+      const n = readSync(fd, buffer, offset + got, length - got, got);
+      if (n === 0) break;
+      got += n;
+    }
+  } catch (err) {
+    throw readError(path, err);
+  }
+  return got;
+}
+
+/**
+ * Streams a large file through the output buffer, hashing on the way. The header goes out
+ * first, so a file that shrinks meanwhile cannot be fixed up and fails the layer.
+ */
+async function* writeLargeFile(out: TarBuffer, path: string, record: FileRecord, options: TarWriteOptions, result: TarWriteStats): AsyncGenerator<Buffer, boolean> {
+  let fd: number;
+  try {
+    fd = openSync(options.rootDir + path, OPEN_FLAGS);
+  } catch (err) {
+    if (isGone(err)) return false;
+    throw readError(path, err);
+  }
+  try {
+    const current = fstatSync(fd);
+    if (!current.isFile()) return false; // replaced by something else since the scan
+    const size = current.size;
+    const header = headerOf(path, record, 'file', options);
+    header.size = size;
+    writeHeaderOnly(out, header);
+    const hash = options.xxhash.create64();
+    let position = 0;
+    while (position < size) {
+      if (out.available < Math.min(size - position, MIN_READ)) out.flush();
+      const want = Math.min(size - position, out.available);
+      const start = out.offset;
+      let n: number;
+      try {
+        n = readSync(fd, out.buffer, start, want, position);
+      } catch (err) {
+        throw readError(path, err);
+      }
+      if (n === 0) throw new KilnError('IO', `${path} shrank while kiln was writing it into a layer; run the build again.`);
+      hash.update(out.buffer.subarray(start, start + n));
+      out.commit(n);
+      position += n;
+      if (out.hasReady) yield* out.take();
+    }
+    out.zeros(padding(size));
+    result.contentHashes.set(path, hex64(hash.digest()));
+  } finally {
+    closeSync(fd);
+  }
+  return true;
+}
+
+/** Linux's dev_t split (glibc's gnu_dev_major / gnu_dev_minor). */
+export function deviceNumbers(rdev: number): { devmajor: number; devminor: number } {
+  const dev = BigInt(rdev);
+  const devmajor = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn & 0xffffffffn);
+  const devminor = (dev & 0xffn) | ((dev >> 12n) & ~0xffn & 0xffffffffn);
+  return { devmajor: Number(devmajor), devminor: Number(devminor) };
+}
+
+function hex64(value: bigint): string {
+  return value.toString(16).padStart(16, '0');
+}
+
+/** The path is not there any more, or (ELOOP under O_NOFOLLOW) is now a symlink: skip it. */
+function isGone(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP';
+}
+
+function readError(path: string, err: unknown): KilnError {
+  if (err instanceof KilnError) return err;
+  return new KilnError('IO', `Cannot read ${path} for the layer: ${describeError(err)}.`, { cause: err });
+}
