@@ -2,6 +2,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { KilnError, describeError } from '../src/util/errors.js';
+import { buildCommand } from './commands/build.js';
 import { copyCommand } from './commands/copy.js';
 
 /** Exit status: 1 for a failed job, 2 for a command line kiln cannot run. */
@@ -15,8 +16,9 @@ export async function main(argv: string[]): Promise<number> {
     // kaniko's flags include --no-push and --no-push-cache as flags of their own, and
     // booleans are written --flag=false: no yargs negation or camelCase aliases.
     .parserConfiguration({ 'boolean-negation': false, 'camel-case-expansion': false })
+    .command(buildCommand as never)
     .command(copyCommand as never)
-    .demandCommand(1, 'name a command: kiln copy (kiln --help lists them)')
+    .demandCommand(1, 'name a command: kiln build or kiln copy (kiln --help lists them)')
     .strict()
     .help()
     .version(false)

@@ -6,3 +6,4 @@ export { decodeClaims } from './jwt.js';
 export type { LoggedRequest } from './access-log.js';
 export type { TokenRequest } from './token-server.js';
 export type { Credentials } from './skopeo.js';
+export { runImage, type ImageRun } from './runc.js';

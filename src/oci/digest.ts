@@ -1,6 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { KilnError } from '../util/errors.js';
+import type { HashWorker, OffThreadHash } from '../util/hash-worker.js';
 
 /** A content digest, `algorithm:hex` (OCI image spec, "Digests"). */
 export type Digest = string;
@@ -65,22 +66,37 @@ export class DigestingStream extends Transform {
   }
 }
 
+/** Where VerifyingStream may move its hashing; see src/util/hash-worker.ts. */
+export interface VerifyingOptions {
+  hashWorker?: HashWorker;
+}
+
+/** Below this size a blob is hashed on the calling thread: handing it over would cost more. */
+const OFF_THREAD_MIN_BYTES = 4 << 20;
+
 /**
  * A pass-through stream that fails at its end when the bytes do not match the expected
  * digest and size, so a consumer that waits for the end never trusts unverified content.
  * `what` names the content in the error ("blob sha256:… from registry.example/app").
+ * With a `hashWorker`, large content is hashed on that thread while this one moves bytes.
  */
 export class VerifyingStream extends Transform {
-  private readonly hash: Hash;
+  private readonly algorithm: ParsedDigest['algorithm'];
+  private readonly hash: Hash | undefined;
+  private readonly offThread: OffThreadHash | undefined;
   private bytes = 0;
 
   constructor(
     private readonly expectedDigest: Digest,
     private readonly expectedSize: number | undefined,
     private readonly what: string,
+    options: VerifyingOptions = {},
   ) {
     super();
-    this.hash = createHash(parseDigest(expectedDigest).algorithm);
+    this.algorithm = parseDigest(expectedDigest).algorithm;
+    const large = expectedSize === undefined || expectedSize >= OFF_THREAD_MIN_BYTES;
+    if (options.hashWorker && large) this.offThread = options.hashWorker.start(this.algorithm);
+    else this.hash = createHash(this.algorithm);
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -89,8 +105,15 @@ export class VerifyingStream extends Transform {
       callback(new KilnError('SIZE_MISMATCH', `${this.what} is larger than the ${this.expectedSize} bytes its descriptor declares; refusing it.`));
       return;
     }
-    this.hash.update(chunk);
-    callback(null, chunk);
+    if (this.hash) {
+      this.hash.update(chunk);
+      callback(null, chunk);
+      return;
+    }
+    // The chunk goes on once the worker has its copy, so nothing downstream can alter it first.
+    const copying = this.offThread!.update(chunk);
+    if (!copying) return callback(null, chunk);
+    copying.then(() => callback(null, chunk), callback);
   }
 
   override _flush(callback: TransformCallback): void {
@@ -98,12 +121,21 @@ export class VerifyingStream extends Transform {
       callback(new KilnError('SIZE_MISMATCH', `${this.what} has ${this.bytes} bytes but its descriptor declares ${this.expectedSize}; refusing it.`));
       return;
     }
-    const actual = `${parseDigest(this.expectedDigest).algorithm}:${this.hash.digest('hex')}`;
-    if (actual !== this.expectedDigest) {
-      callback(new KilnError('DIGEST_MISMATCH', `${this.what} does not match its digest (got ${actual}); refusing it.`));
-      return;
-    }
-    callback();
+    const check = (hex: string): void => {
+      const actual = `${this.algorithm}:${hex}`;
+      if (actual !== this.expectedDigest) {
+        callback(new KilnError('DIGEST_MISMATCH', `${this.what} does not match its digest (got ${actual}); refusing it.`));
+        return;
+      }
+      callback();
+    };
+    if (this.hash) return check(this.hash.digest('hex'));
+    this.offThread!.digest().then(check, callback);
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.offThread?.abort();
+    callback(error);
   }
 }
 

@@ -56,6 +56,13 @@ export function setCreated(image: Image, created: Date | undefined): Image {
   return rebuild(image, config);
 }
 
+/** Sets the image's author (Dockerfile MAINTAINER). */
+export function setAuthor(image: Image, author: string): Image {
+  const config = editableConfig(image);
+  config.author = author;
+  return rebuild(image, config);
+}
+
 /** Sets every timestamp of the config (created and each history entry) to the Unix epoch, as --reproducible does. */
 export function zeroTimes(image: Image): Image {
   const config = editableConfig(image);

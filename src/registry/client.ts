@@ -1,5 +1,6 @@
 import { pipeline, type Readable } from 'node:stream';
 import { KilnError, isKilnError } from '../util/errors.js';
+import { HashWorker } from '../util/hash-worker.js';
 import { ConcurrencyLimit } from '../util/limit.js';
 import { readLimited } from '../util/read-limited.js';
 import { silentLogger, type Logger } from '../util/log.js';
@@ -27,6 +28,8 @@ export const MANIFEST_ACCEPT = [MediaType.ociManifest, MediaType.ociIndex, Media
 /** Registries refuse manifests above 4 MiB; kiln refuses to read larger ones into memory. */
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 const MAX_REDIRECTS = 5;
+/** Blobs from this size on (or of unknown size) are fetched with large socket reads. */
+const BULK_BLOB_BYTES = 1 << 20;
 
 export interface RegistryClientOptions {
   registry: RegistryOptions;
@@ -83,6 +86,8 @@ export class RegistryClient {
   private readonly auth: Authenticator;
   private readonly limit: ConcurrencyLimit;
   private readonly userAgent: string;
+  /** Verifies large downloads off the main thread. */
+  private readonly hashWorker = new HashWorker();
   /** Hosts found to speak plain HTTP although https was tried first. */
   private readonly plainHttpHosts = new Set<string>();
 
@@ -96,7 +101,7 @@ export class RegistryClient {
   }
 
   async close(): Promise<void> {
-    await this.transport.close();
+    await Promise.all([this.transport.close(), this.hashWorker.close()]);
   }
 
   /** Fetches a manifest or index, trying mirrors first for pulls; bytes are verified when the reference has a digest. */
@@ -173,9 +178,10 @@ export class RegistryClient {
   async getBlob(ref: Reference, blob: { digest: Digest; size?: number }): Promise<Readable> {
     return this.onEachPullEndpoint(ref, async (endpoint) => {
       const what = `for blob ${blob.digest} of ${endpoint.host}/${endpoint.repository}`;
-      const response = await this.call(endpoint, 'pull', { method: 'GET', path: `/v2/${endpoint.repository}/blobs/${blob.digest}` }, what);
+      const bulk = blob.size === undefined || blob.size >= BULK_BLOB_BYTES;
+      const response = await this.call(endpoint, 'pull', { method: 'GET', path: `/v2/${endpoint.repository}/blobs/${blob.digest}`, bulk }, what);
       if (response.status !== 200) throw await unexpectedStatus(response, endpoint.host, what);
-      const verifier = new VerifyingStream(blob.digest, blob.size, `blob ${blob.digest} from ${endpoint.host}/${endpoint.repository}`);
+      const verifier = new VerifyingStream(blob.digest, blob.size, `blob ${blob.digest} from ${endpoint.host}/${endpoint.repository}`, { hashWorker: this.hashWorker });
       pipeline(response.body, verifier, () => undefined);
       return verifier;
     });
@@ -280,7 +286,7 @@ export class RegistryClient {
   private async call(
     endpoint: Endpoint,
     purpose: Purpose,
-    req: { method: HttpRequest['method']; path?: string; url?: string; headers?: Record<string, string>; body?: HttpRequest['body'] },
+    req: { method: HttpRequest['method']; path?: string; url?: string; headers?: Record<string, string>; body?: HttpRequest['body']; bulk?: boolean },
     what: string,
     extraScopes: readonly string[] = [],
   ): Promise<HttpResponse> {
@@ -292,14 +298,14 @@ export class RegistryClient {
         const authorization = await this.auth.authorization(target, scopes);
         const headers: Record<string, string> = { 'user-agent': this.userAgent, ...req.headers };
         if (authorization) headers.authorization = authorization;
-        const response = await this.sendWithHttpFallback(endpoint, { method: req.method, url, headers, body: req.body });
+        const response = await this.sendWithHttpFallback(endpoint, { method: req.method, url, headers, body: req.body, bulk: req.bulk });
         if (response.status === 401) {
           await response.body.dump();
           const outcome = await this.auth.onUnauthorized(target, scopes, response.headers, attempt, what, authorization !== undefined);
           if (outcome.action === 'fail') throw outcome.error;
           continue;
         }
-        return this.followRedirects(response, endpoint, headers, req.method);
+        return this.followRedirects(response, endpoint, headers, req.method, req.bulk);
       }
     });
   }
@@ -321,7 +327,7 @@ export class RegistryClient {
   }
 
   /** Blob downloads may redirect to storage elsewhere; credentials never follow to another origin. */
-  private async followRedirects(response: HttpResponse, endpoint: Endpoint, headers: Record<string, string>, method: HttpRequest['method']): Promise<HttpResponse> {
+  private async followRedirects(response: HttpResponse, endpoint: Endpoint, headers: Record<string, string>, method: HttpRequest['method'], bulk?: boolean): Promise<HttpResponse> {
     let current = response;
     for (let hops = 0; hops < MAX_REDIRECTS && [301, 302, 303, 307, 308].includes(current.status); hops++) {
       const location = headerValue(current.headers, 'location');
@@ -332,7 +338,7 @@ export class RegistryClient {
       const nextHeaders = { ...headers };
       if (!sameOrigin) delete nextHeaders.authorization;
       this.logger.debug({ to: redactUrl(next.toString()) }, 'following a redirect');
-      current = await this.transport.send({ method, url: next.toString(), headers: nextHeaders }, endpoint.tls);
+      current = await this.transport.send({ method, url: next.toString(), headers: nextHeaders, bulk }, endpoint.tls);
     }
     return current;
   }

@@ -3,6 +3,7 @@ import { rootCertificates } from 'node:tls';
 import type { Readable } from 'node:stream';
 import { Agent, request, type Dispatcher } from 'undici';
 import { KilnError, describeError } from '../util/errors.js';
+import { bulkGet } from './bulk-get.js';
 import type { Logger } from '../util/log.js';
 
 export type HttpMethod = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
@@ -13,6 +14,11 @@ export interface HttpRequest {
   headers?: Record<string, string>;
   /** A body factory, so a retried request can send its body again. */
   body?: Buffer | string | (() => Promise<Readable> | Readable);
+  /**
+   * A GET whose response body is large (a layer blob): sent on a connection of its own that
+   * reads in large slabs (see bulk-get.ts) instead of through the pooled undici agent.
+   */
+  bulk?: boolean;
 }
 
 export interface HttpResponse {
@@ -43,10 +49,17 @@ const RETRYABLE_NETWORK_CODES = new Set([
   'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CLOSED',
 ]);
 const TLS_CODES = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|HOSTNAME|ALTNAME|SSL/;
+/** undici's default headers and body timeouts. */
+const IDLE_TIMEOUT_MS = 300_000;
+
+interface Pool {
+  dispatcher: Dispatcher;
+  connect: Record<string, unknown>;
+}
 
 /** Low-level HTTP with keep-alive, per-TLS-setting connection pools and bounded retries. */
 export class HttpTransport {
-  private readonly dispatchers = new Map<string, Dispatcher>();
+  private readonly pools = new Map<string, Pool>();
 
   constructor(
     private readonly logger: Logger,
@@ -85,28 +98,32 @@ export class HttpTransport {
   }
 
   private async sendOnce(req: HttpRequest, tls: TlsSettings): Promise<HttpResponse> {
+    const pool = this.pool(tls);
+    if (req.bulk && req.method === 'GET' && req.body === undefined) {
+      return bulkGet({ url: req.url, headers: req.headers ?? {}, tls: pool.connect, timeoutMs: IDLE_TIMEOUT_MS });
+    }
     const body = typeof req.body === 'function' ? await req.body() : req.body;
     const result = await request(req.url, {
       method: req.method,
       headers: req.headers,
       body,
-      dispatcher: this.dispatcher(tls),
+      dispatcher: pool.dispatcher,
     });
     return { status: result.statusCode, headers: result.headers, body: result.body as unknown as HttpResponse['body'], url: req.url };
   }
 
-  private dispatcher(tls: TlsSettings): Dispatcher {
+  private pool(tls: TlsSettings): Pool {
     const key = JSON.stringify([tls.caFiles, tls.rejectUnauthorized, tls.clientCert ?? null]);
-    let dispatcher = this.dispatchers.get(key);
-    if (!dispatcher) {
-      dispatcher = new Agent({
-        connections: this.connectionsPerOrigin,
-        keepAliveTimeout: 30_000,
-        connect: connectOptions(tls),
-      });
-      this.dispatchers.set(key, dispatcher);
+    let pool = this.pools.get(key);
+    if (!pool) {
+      const connect = connectOptions(tls);
+      pool = {
+        connect,
+        dispatcher: new Agent({ connections: this.connectionsPerOrigin, keepAliveTimeout: 30_000, connect }),
+      };
+      this.pools.set(key, pool);
     }
-    return dispatcher;
+    return pool;
   }
 
   private backoff(attempt: number): number {
@@ -115,9 +132,9 @@ export class HttpTransport {
   }
 
   async close(): Promise<void> {
-    const all = [...this.dispatchers.values()];
-    this.dispatchers.clear();
-    await Promise.all(all.map((d) => d.close()));
+    const all = [...this.pools.values()];
+    this.pools.clear();
+    await Promise.all(all.map((p) => p.dispatcher.close()));
   }
 }
 

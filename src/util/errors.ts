@@ -31,6 +31,9 @@ export type ErrorCode =
   | 'ISOLATION'
   | 'INVALID_USER'
   | 'UNKNOWN_USER'
+  | 'COPY_SOURCE'
+  | 'COPY_DEST'
+  | 'ADD_URL'
   | 'INTERNAL';
 
 export class KilnError extends Error {

@@ -1,0 +1,188 @@
+import { existsSync, statSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import type { Argv } from 'yargs';
+import { executeBuild } from '../../src/builder/executor.js';
+import { EXECUTOR_MARKER } from '../../src/builder/isolation/index.js';
+import type { BuildOptions } from '../../src/builder/options.js';
+import type { Compression } from '../../src/oci/mediatypes.js';
+import { hostPlatform, parsePlatform } from '../../src/oci/platform.js';
+import { RegistryClient } from '../../src/registry/client.js';
+import { createCredentialStore } from '../../src/registry/credentials.js';
+import { parseReference } from '../../src/registry/reference.js';
+import { SNAPSHOT_MODES, type SnapshotMode } from '../../src/snapshot/hasher.js';
+import { KilnError } from '../../src/util/errors.js';
+import { loggerFromArgs, withLoggingOptions, type LoggingArgs } from '../options/logging.js';
+import { registryOptionsFromArgs, withRegistryOptions, type RegistryArgs } from '../options/registry.js';
+
+interface BuildArgs extends LoggingArgs, RegistryArgs {
+  context: string;
+  'context-sub-path'?: string;
+  dockerfile: string;
+  destination: string[];
+  'no-push': boolean;
+  'tar-path'?: string;
+  'oci-layout-path'?: string;
+  'digest-file'?: string;
+  'image-name-with-digest-file'?: string;
+  'image-name-tag-with-digest-file'?: string;
+  'build-arg': string[];
+  target?: string;
+  'skip-unused-stages': boolean;
+  label: string[];
+  'custom-platform'?: string;
+  'snapshot-mode': SnapshotMode;
+  'single-snapshot': boolean;
+  reproducible: boolean;
+  compression: Compression;
+  'compression-level': number;
+  'ignore-path': string[];
+  'ignore-var-run': boolean;
+  cleanup: boolean;
+  'kaniko-dir': string;
+  isolation?: 'none' | 'chroot';
+  'root-dir'?: string;
+  force: boolean;
+}
+
+const GROUP = 'Build:';
+const OUTPUT = 'Output:';
+
+/** kaniko flags kiln knows but does not implement yet: refused by name, never silently ignored. */
+const NOT_YET_SUPPORTED = ['cache', 'cache-repo', 'cache-dir', 'cache-ttl', 'cache-run-layers', 'cache-copy-layers', 'no-push-cache', 'compressed-caching', 'use-new-run', 'git', 'push-ignore-immutable-tag-errors', 'bucket'];
+
+export const buildCommand = {
+  command: 'build',
+  describe: "Build a Dockerfile into an image (kaniko's executor)",
+  builder: (argv: Argv) => {
+    let chain = withRegistryOptions(withLoggingOptions(argv))
+      .option('context', { alias: 'c', type: 'string', default: '/workspace/', describe: 'Build context: a directory, dir://DIR', group: GROUP })
+      .option('context-sub-path', { type: 'string', describe: 'A sub-directory of the context to use as the context', group: GROUP })
+      .option('dockerfile', { alias: 'f', type: 'string', default: 'Dockerfile', describe: 'The Dockerfile, relative to the context or absolute', group: GROUP })
+      .option('destination', { alias: 'd', type: 'string', array: true, default: [], describe: 'Image to push to (repeatable)', group: OUTPUT })
+      .option('no-push', { type: 'boolean', default: false, describe: 'Build without pushing', group: OUTPUT })
+      .option('tar-path', { type: 'string', describe: 'Write the image as a docker tarball', group: OUTPUT })
+      .option('oci-layout-path', { type: 'string', describe: 'Write the image to an OCI layout directory', group: OUTPUT })
+      .option('digest-file', { type: 'string', describe: 'Write the image digest to this file', group: OUTPUT })
+      .option('image-name-with-digest-file', { type: 'string', describe: 'Write destination@digest lines to this file', group: OUTPUT })
+      .option('image-name-tag-with-digest-file', { type: 'string', describe: 'Write destination:tag@digest lines to this file', group: OUTPUT })
+      .option('build-arg', { type: 'string', array: true, default: [], describe: 'KEY=VALUE, or KEY to take the value from the environment (repeatable)', group: GROUP })
+      .option('target', { type: 'string', describe: 'The stage to build', group: GROUP })
+      .option('skip-unused-stages', { type: 'boolean', default: false, describe: 'Build only the stages the target needs', group: GROUP })
+      .option('label', { type: 'string', array: true, default: [], describe: 'KEY=VALUE label added to the image (repeatable)', group: GROUP })
+      .option('custom-platform', { type: 'string', describe: 'Platform of the built image, e.g. linux/arm64 (default: this machine)', group: GROUP })
+      .option('snapshot-mode', { choices: SNAPSHOT_MODES, default: 'full' as SnapshotMode, describe: 'How changes are found: full (content), redo (metadata), time (mtime)', group: GROUP })
+      .option('single-snapshot', { type: 'boolean', default: false, describe: 'One layer per stage, taken at its end', group: GROUP })
+      .option('reproducible', { type: 'boolean', default: false, describe: 'Zero every timestamp, for identical digests from identical inputs', group: GROUP })
+      .option('compression', { choices: ['gzip', 'zstd'] as const, default: 'gzip' as Compression, describe: 'Layer compression', group: GROUP })
+      .option('compression-level', { type: 'number', default: -1, describe: 'Compression level (-1: the default)', group: GROUP })
+      .option('ignore-path', { type: 'string', array: true, default: [], describe: 'A path never snapshotted (repeatable)', group: GROUP })
+      .option('ignore-var-run', { type: 'boolean', default: true, describe: 'Leave /var/run out of snapshots', group: GROUP })
+      .option('cleanup', { type: 'boolean', default: false, describe: 'Clean the filesystem at the end of the build', group: GROUP })
+      .option('kaniko-dir', { type: 'string', default: process.env.KANIKO_DIR ?? '/kaniko', describe: "The executor's own directory, never part of an image", group: GROUP })
+      .option('isolation', { choices: ['none', 'chroot'] as const, describe: 'How RUN is isolated (default: none inside the executor image, chroot elsewhere)', group: GROUP })
+      .option('root-dir', { type: 'string', describe: 'Where stage root filesystems go with --isolation=chroot (default: a temporary directory)', group: GROUP })
+      .option('force', { type: 'boolean', default: false, describe: 'Build outside a container (accepted for compatibility)', group: GROUP });
+    for (const flag of NOT_YET_SUPPORTED) chain = chain.option(flag, { hidden: true });
+    return chain;
+  },
+  handler: async (args: BuildArgs) => {
+    for (const flag of NOT_YET_SUPPORTED) {
+      if ((args as unknown as Record<string, unknown>)[flag] !== undefined) {
+        throw new KilnError('USAGE', `--${flag} is a kaniko flag kiln does not support yet; remove it to build without it.`);
+      }
+    }
+    const logger = loggerFromArgs(args);
+    const options = buildOptionsFromArgs(args);
+    const client = new RegistryClient({ registry: registryOptionsFromArgs(args, process.env), credentials: createCredentialStore({ logger }), logger, userAgent: 'kiln' });
+    try {
+      const result = await executeBuild(options, { client, logger, output: { stdout: process.stderr, stderr: process.stderr } });
+      for (const stage of result.stages) {
+        for (const step of stage.steps) {
+          const size = step.layerBytes === undefined ? 'no layer' : `${(step.layerBytes / 1024).toFixed(1)} KiB`;
+          logger.info(`  stage ${stage.index} line ${step.line}: ${step.seconds.toFixed(2)} s, ${size}: ${step.text.slice(0, 80)}`);
+        }
+      }
+      logger.info(`built ${result.image.digest}`);
+      process.stdout.write(result.image.digest + '\n');
+    } finally {
+      await client.close();
+    }
+  },
+};
+
+function buildOptionsFromArgs(args: BuildArgs): BuildOptions {
+  const contextDir = resolveContext(args.context, args['context-sub-path']);
+  const dockerfilePath = isAbsolute(args.dockerfile) ? args.dockerfile : join(contextDir, args.dockerfile);
+  if (!existsSync(dockerfilePath)) {
+    throw new KilnError('USAGE', `the Dockerfile ${dockerfilePath} does not exist; pass --dockerfile relative to the context or as an absolute path.`);
+  }
+  const destinations = args.destination.map((text) => parseReference(text));
+  if (destinations.length === 0 && !args['no-push']) {
+    throw new KilnError('USAGE', 'give at least one --destination, or --no-push to build without pushing.');
+  }
+  const kanikoDir = args['kaniko-dir'];
+  const isolation = args.isolation ?? (existsSync(join(kanikoDir, EXECUTOR_MARKER)) ? 'none' : 'chroot');
+  return {
+    contextDir,
+    dockerfilePath,
+    dockerfileName: args.dockerfile,
+    destinations,
+    noPush: args['no-push'] || process.env.KANIKO_NO_PUSH === 'true',
+    ...(args['tar-path'] ? { tarPath: args['tar-path'] } : {}),
+    ...(args['oci-layout-path'] ? { ociLayoutPath: args['oci-layout-path'] } : {}),
+    ...(args['digest-file'] ? { digestFile: args['digest-file'] } : {}),
+    ...(args['image-name-with-digest-file'] ? { imageNameWithDigestFile: args['image-name-with-digest-file'] } : {}),
+    ...(args['image-name-tag-with-digest-file'] ? { imageNameTagWithDigestFile: args['image-name-tag-with-digest-file'] } : {}),
+    buildArgs: parseBuildArgs(args['build-arg']),
+    ...(args.target ? { target: args.target } : {}),
+    skipUnusedStages: args['skip-unused-stages'],
+    labels: parseLabels(args.label),
+    platform: args['custom-platform'] ? parsePlatform(args['custom-platform']) : hostPlatform(),
+    snapshotMode: args['snapshot-mode'],
+    singleSnapshot: args['single-snapshot'],
+    reproducible: args.reproducible,
+    compression: args.compression,
+    ...(args['compression-level'] >= 0 ? { compressionLevel: args['compression-level'] } : {}),
+    flavor: 'docker',
+    ignorePaths: args['ignore-path'],
+    ignoreVarRun: args['ignore-var-run'],
+    kanikoDir,
+    isolation,
+    ...(args['root-dir'] ? { rootDir: resolve(args['root-dir']) } : {}),
+    cleanup: args.cleanup,
+    pushRetry: args['push-retry'],
+    imageDownloadRetry: args['image-download-retry'],
+  };
+}
+
+function resolveContext(context: string, subPath: string | undefined): string {
+  if (/^[a-z0-9+]+:\/\//i.test(context) && !context.startsWith('dir://')) {
+    throw new KilnError('USAGE', `--context ${context}: only local directories (a path or dir://PATH) are supported by kiln yet.`);
+  }
+  const dir = resolve(context.replace(/^dir:\/\//, ''), subPath ?? '');
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+    throw new KilnError('USAGE', `--context ${context}: ${dir} is not a directory.`);
+  }
+  return dir;
+}
+
+function parseBuildArgs(values: readonly string[]): Map<string, string | undefined> {
+  const args = new Map<string, string | undefined>();
+  for (const value of values) {
+    const at = value.indexOf('=');
+    if (at === 0) throw new KilnError('USAGE', `--build-arg ${value}: the name before "=" is missing.`);
+    if (at < 0) args.set(value, undefined);
+    else args.set(value.slice(0, at), value.slice(at + 1));
+  }
+  return args;
+}
+
+function parseLabels(values: readonly string[]): Map<string, string> {
+  const labels = new Map<string, string>();
+  for (const value of values) {
+    const at = value.indexOf('=');
+    if (at <= 0) throw new KilnError('USAGE', `--label ${value}: write it as KEY=VALUE.`);
+    labels.set(value.slice(0, at), value.slice(at + 1));
+  }
+  return labels;
+}

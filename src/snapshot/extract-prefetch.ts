@@ -1,0 +1,146 @@
+import { randomBytes } from 'node:crypto';
+import { close, closeSync, openSync, read, unlinkSync, write } from 'node:fs';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import type { Layer } from '../oci/layer.js';
+import { describeError } from '../util/errors.js';
+
+const READ_CHUNK = 1 << 20;
+
+/**
+ * The next layer's blob, downloading into a temporary file while the current layer is being
+ * extracted, so a pull overlaps network and disk instead of alternating them. Only one layer
+ * is ever fetched ahead, and it goes to disk, never into memory. The file is unlinked as soon
+ * as it is created: nothing is left behind if kiln dies, and nothing shows up in the root
+ * when the spool directory lies inside it (kaniko's `/` with /tmp).
+ *
+ * `open()` streams the blob from the start while the download may still be running, reading
+ * only what has been written; a download error reaches that reader.
+ */
+export class LayerSpool {
+  private written = 0;
+  private downloading = true;
+  private failure: Error | undefined;
+  private source: Readable | undefined;
+  private readers = 0;
+  private reads = 0;
+  private abandoned = false;
+  private closed = false;
+  private wake: (() => void) | undefined;
+
+  private constructor(
+    private readonly fd: number,
+    private readonly layer: Layer,
+  ) {}
+
+  /** Starts fetching `layer` into an unlinked file in `dir`; undefined when no file can be made there. */
+  static start(layer: Layer, dir: string): LayerSpool | undefined {
+    const path = join(dir, `.kiln-layer-${randomBytes(6).toString('hex')}`);
+    let fd: number;
+    try {
+      fd = openSync(path, 'wx+', 0o600);
+    } catch {
+      return undefined;
+    }
+    try {
+      unlinkSync(path);
+    } catch {
+      closeSync(fd);
+      return undefined;
+    }
+    const spool = new LayerSpool(fd, layer);
+    void spool.download();
+    return spool;
+  }
+
+  /** The blob as stored (compressed), from its first byte. Call once. */
+  open(): Readable {
+    this.readers++;
+    let position = 0;
+    const reader = new Readable({
+      highWaterMark: READ_CHUNK,
+      read: () => {
+        const pump = (): void => {
+          if (this.failure !== undefined) {
+            reader.destroy(this.failure);
+            return;
+          }
+          const available = this.written - position;
+          if (available === 0) {
+            if (this.downloading) this.wake = pump;
+            else reader.push(null);
+            return;
+          }
+          const buffer = Buffer.allocUnsafe(Math.min(available, READ_CHUNK));
+          this.reads++;
+          read(this.fd, buffer, 0, buffer.length, position, (err, bytes) => {
+            this.reads--;
+            if (err) reader.destroy(err);
+            else if (!reader.destroyed) {
+              position += bytes;
+              reader.push(bytes === buffer.length ? buffer : buffer.subarray(0, bytes));
+            }
+            this.closeIfIdle();
+          });
+        };
+        pump();
+      },
+      destroy: (err, callback) => {
+        this.readers--;
+        this.abandon();
+        callback(err);
+      },
+    });
+    return reader;
+  }
+
+  /** Stops the download (the extraction failed, or the reader is done) and releases the file. */
+  abandon(): void {
+    this.abandoned = true;
+    this.wake = undefined;
+    this.source?.destroy();
+    this.closeIfIdle();
+  }
+
+  private async download(): Promise<void> {
+    try {
+      this.source = await this.layer.compressed();
+      if (this.abandoned) {
+        this.source.destroy();
+        return;
+      }
+      for await (const chunk of this.source as AsyncIterable<Buffer>) {
+        for (let at = 0; at < chunk.length; ) at += await writeAt(this.fd, chunk, at, this.written + at);
+        this.written += chunk.length;
+        this.notify();
+      }
+    } catch (err) {
+      if (!this.abandoned) this.failure = err instanceof Error ? err : new Error(describeError(err));
+    } finally {
+      this.downloading = false;
+      this.source = undefined;
+      this.notify();
+      this.closeIfIdle();
+    }
+  }
+
+  private notify(): void {
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  }
+
+  // The file goes once nobody can still read it: abandoned, download over, no read in flight.
+  private closeIfIdle(): void {
+    if (this.closed || !this.abandoned || this.downloading || this.readers > 0 || this.reads > 0) return;
+    this.closed = true;
+    close(this.fd, () => {});
+  }
+}
+
+/** Writes `buffer` from `offset` at file position `position`; resolves to the bytes written. */
+function writeAt(fd: number, buffer: Buffer, offset: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    write(fd, buffer, offset, buffer.length - offset, position, (err, bytes) => (err ? reject(err) : resolve(bytes)));
+  });
+}
