@@ -1,18 +1,19 @@
-// kiln's demo: a real registry on 127.0.0.1, a busybox image made without kiln, and kiln
-// copying it through the registry and into an OCI layout and a docker tarball, checked by skopeo.
+// kiln's demo: a real registry on 127.0.0.1, a busybox base image made without kiln, and
+// kiln building examples/demo (two stages) and pushing it; skopeo inspects the result and
+// runc runs it.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { busyboxLayout, skopeoInspect, startRegistry } from '../integration/harness/index.js';
+import { busyboxLayout, pullToLayout, pushLayout, runImage, skopeoInspect, startRegistry } from '../integration/harness/index.js';
 
-const kiln = join(dirname(fileURLToPath(import.meta.url)), '..', 'cmd', 'kiln.js');
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const kiln = join(root, 'dist', 'cmd', 'kiln.js');
 
-function run(args: string[]): string {
+function kilnRun(args: string[]): string {
   console.log(`\n$ kiln ${args.join(' ')}`);
   const result = spawnSync(process.execPath, [kiln, ...args, '--log-format=text'], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
-  process.stdout.write(result.stdout);
   if (result.status !== 0) throw new Error(`kiln exited with status ${result.status}`);
   return result.stdout.trim();
 }
@@ -21,18 +22,19 @@ const work = mkdtempSync(join(tmpdir(), 'kiln-demo-'));
 const registry = await startRegistry('plain');
 try {
   const base = await busyboxLayout();
-  console.log(`registry: ${registry.url} (Debian's docker-registry, pid ${registry.pid})`);
-  console.log(`base image: busybox OCI layout built with umoci at ${base.dir}`);
-  const pushed = run(['copy', `oci:${base.dir}:${base.tag}`, `${registry.host}/demo/busybox:1.0`]);
-  const copied = run([
-    'copy', `${registry.host}/demo/busybox:1.0`, `${registry.host}/demo/busybox-copy:1.0`,
-    '--oci-layout-path', join(work, 'layout'), '--tar-path', join(work, 'image.tar'), '--digest-file', join(work, 'digest'),
-  ]);
-  const inspected = await skopeoInspect(registry, 'demo/busybox-copy:1.0');
-  console.log(`\nskopeo inspect docker://${registry.host}/demo/busybox-copy:1.0 → ${inspected.Digest}`);
-  console.log(`docker tarball: ${statSync(join(work, 'image.tar')).size} bytes; OCI layout: ${join(work, 'layout')}`);
-  if (pushed !== copied || inspected.Digest !== copied) throw new Error(`digests differ: ${pushed} ${copied} ${inspected.Digest}`);
-  console.log('demo: ok — the same digest through kiln, the registry and skopeo');
+  await pushLayout(base.dir, base.tag, registry, 'library/busybox:1.36');
+  console.log(`registry: ${registry.url} (Debian's docker-registry, pid ${registry.pid}); base image pushed by skopeo`);
+  const image = `${registry.host}/demo/app:1.0`;
+  const digest = kilnRun(['build', '--context', join(root, 'examples', 'demo'), '--build-arg', `BASE=${registry.host}/library/busybox:1.36`, '--destination', image]);
+  const inspected = await skopeoInspect(registry, 'demo/app:1.0');
+  console.log(`\nskopeo inspect docker://${image} → ${inspected.Digest}, ${inspected.Layers.length} layers`);
+  if (inspected.Digest !== digest) throw new Error(`kiln printed ${digest} but the registry has ${inspected.Digest}`);
+  const layout = join(work, 'pulled');
+  await pullToLayout(registry, 'demo/app:1.0', layout, 'demo');
+  const run = await runImage(layout, 'demo');
+  console.log(`runc run (the image's CMD):\n${run.stdout}`);
+  if (run.code !== 0) throw new Error(`the image exited with ${run.code}: ${run.stderr}`);
+  console.log('demo: ok');
 } finally {
   await registry.stop();
   rmSync(work, { recursive: true, force: true });
