@@ -53,6 +53,8 @@ export interface ApplyContext {
   stats: ExtractStats;
   /** Set when an index is kept: content hashes are computed as files stream to disk. */
   hasher: XXHashAPI | undefined;
+  /** Whether `.wh.` entries remove lower paths (image layers) or are plain files (ADD archives). */
+  whiteouts: boolean;
   /** Cleared after the first chown that the system refuses, so the warning comes once. */
   ownership: { chown: boolean };
   /** The process umask when known: files whose mode it leaves intact are created with it directly. */
@@ -137,7 +139,7 @@ export class LayerApplier implements TarSink {
     const slash = path.lastIndexOf('/');
     const dir = slash === -1 ? '' : path.slice(0, slash);
     const base = path.slice(slash + 1);
-    if (base.startsWith(WHITEOUT)) {
+    if (this.ctx.whiteouts && base.startsWith(WHITEOUT)) {
       this.whiteout(dir, base, entry);
       return;
     }

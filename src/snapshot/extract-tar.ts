@@ -290,11 +290,13 @@ export class TarParser {
  * be started again once it ran out of input, instead of running alongside it.
  */
 export function tarWritable(parser: TarParser): Writable {
-  return new Writable({
+  const writable: Writable = new Writable({
     highWaterMark: 1 << 20,
     write(chunk: Buffer, _encoding, callback) {
       let at = 0;
       const next = (): void => {
+        // Destroyed in between (the source failed): nothing more may reach the disk.
+        if (writable.destroyed) return;
         const end = Math.min(at + SLICE, chunk.length);
         try {
           parser.write(at === 0 && end === chunk.length ? chunk : chunk.subarray(at, end));
@@ -316,6 +318,7 @@ export function tarWritable(parser: TarParser): Writable {
       }
     },
   });
+  return writable;
 }
 
 function typeOf(flag: number): TarEntryType {

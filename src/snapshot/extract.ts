@@ -41,6 +41,12 @@ export interface ExtractOptions {
   spoolDir?: string;
   /** extractLayer given a tar stream: names it in messages (default "the layer"). */
   name?: string;
+  /**
+   * Whether `.wh.` entries are whiteouts and opaque markers (default true, as in image
+   * layers). ADD of a local archive passes false: Docker and kaniko extract such entries
+   * there as ordinary files.
+   */
+  whiteouts?: boolean;
 }
 
 /**
@@ -105,6 +111,7 @@ async function createContext(options: ExtractOptions): Promise<ApplyContext> {
     logger: options.logger ?? silentLogger(),
     stats: { layers: 0, entries: 0, bytes: 0, skippedIgnored: 0, devicesSkipped: 0 },
     hasher: options.index !== undefined ? await xxhash() : undefined,
+    whiteouts: options.whiteouts ?? true,
     ownership: { chown: true },
     umask: currentUmask(),
     euid: process.geteuid?.() ?? 0,

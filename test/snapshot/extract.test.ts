@@ -415,6 +415,18 @@ test('a whiteout removes the lower file or directory tree', async (t) => {
   assert.equal(exists(p, 'missing'), false);
 });
 
+test('with whiteouts off, .wh. entries are ordinary files (ADD of a local archive)', async (t) => {
+  const p = place(t);
+  await apply(p, [{ name: 'etc/keep', content: 'k' }]);
+  await apply(p, [
+    { name: 'etc/.wh.keep', content: 'literal' },
+    { name: 'etc/.wh..wh..opq', content: '' },
+  ], { whiteouts: false });
+  assert.equal(read(p, 'etc/keep'), 'k');
+  assert.equal(read(p, 'etc/.wh.keep'), 'literal');
+  assert.equal(exists(p, 'etc/.wh..wh..opq'), true);
+});
+
 for (const order of ['marker first', 'marker last'] as const) {
   test(`an opaque directory hides lower content but keeps this layer's (${order})`, async (t) => {
     const p = place(t);
@@ -625,6 +637,29 @@ test('a damaged or truncated layer is refused', async (t) => {
   await rejectsUnsafe(extractLayer(Readable.from([tar.subarray(0, 1200)]), options(p)), 'truncated');
   const badGzip = streamLayer({ digest: sha256('x'), diffId: sha256('y'), size: 10, mediaType: MediaType.ociLayerGzip, open: async () => Readable.from([Buffer.from('not gzip at all')]) });
   await rejectsUnsafe(extractLayer(badGzip, options(p)), badGzip.digest, 'decompressed');
+});
+
+test('when the tar stream fails, extraction stops and writes nothing afterwards', async (t) => {
+  const p = place(t);
+  const entries: Entry[] = [];
+  for (let i = 0; i < 3000; i++) entries.push({ name: `many/f${i}`, content: 'x'.repeat(100) });
+  const tar = await tarOf(entries);
+  const source = Readable.from(
+    (async function* () {
+      yield tar.subarray(0, tar.length - 1024);
+      throw new Error('the registry went away');
+    })(),
+  );
+  await assert.rejects(extractLayer(source, options(p, { name: 'the failing stream' })), (err: unknown) => {
+    assert.ok(isKilnError(err, 'IO'));
+    assert.match((err as Error).message, /^Extracting the failing stream failed: the registry went away/);
+    return true;
+  });
+  const count = () => (exists(p, 'many') ? readdirSync(join(p.root, 'many')).length : 0);
+  const afterFailure = count();
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.equal(count(), afterFailure);
+  assert.ok(afterFailure < 3000);
 });
 
 /* ---------- ignored paths ---------- */
