@@ -1,6 +1,8 @@
-import { existsSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { Argv } from 'yargs';
+import { prepareContext } from '../../src/builder/context.js';
 import { executeBuild } from '../../src/builder/executor.js';
 import { EXECUTOR_MARKER } from '../../src/builder/isolation/index.js';
 import type { BuildOptions } from '../../src/builder/options.js';
@@ -55,7 +57,7 @@ export const buildCommand = {
   describe: "Build a Dockerfile into an image (kaniko's executor)",
   builder: (argv: Argv) => {
     let chain = withRegistryOptions(withLoggingOptions(argv))
-      .option('context', { alias: 'c', type: 'string', default: '/workspace/', describe: 'Build context: a directory, dir://DIR', group: GROUP })
+      .option('context', { alias: 'c', type: 'string', default: '/workspace/', describe: 'Build context: a directory, dir://DIR, tar://FILE.tar.gz or tar://stdin', group: GROUP })
       .option('context-sub-path', { type: 'string', describe: 'A sub-directory of the context to use as the context', group: GROUP })
       .option('dockerfile', { alias: 'f', type: 'string', default: 'Dockerfile', describe: 'The Dockerfile, relative to the context or absolute', group: GROUP })
       .option('destination', { alias: 'd', type: 'string', array: true, default: [], describe: 'Image to push to (repeatable)', group: OUTPUT })
@@ -92,9 +94,10 @@ export const buildCommand = {
       }
     }
     const logger = loggerFromArgs(args);
-    const options = buildOptionsFromArgs(args);
+    const context = await prepareContext(args.context, args['context-sub-path'], args['root-dir'] ?? tmpdir(), process.stdin, logger);
     const client = new RegistryClient({ registry: registryOptionsFromArgs(args, process.env), credentials: createCredentialStore({ logger }), logger, userAgent: 'kiln' });
     try {
+      const options = buildOptionsFromArgs(args, context.dir);
       const result = await executeBuild(options, { client, logger, output: { stdout: process.stderr, stderr: process.stderr } });
       for (const stage of result.stages) {
         for (const step of stage.steps) {
@@ -106,12 +109,12 @@ export const buildCommand = {
       process.stdout.write(result.image.digest + '\n');
     } finally {
       await client.close();
+      await context.dispose();
     }
   },
 };
 
-function buildOptionsFromArgs(args: BuildArgs): BuildOptions {
-  const contextDir = resolveContext(args.context, args['context-sub-path']);
+function buildOptionsFromArgs(args: BuildArgs, contextDir: string): BuildOptions {
   const dockerfilePath = isAbsolute(args.dockerfile) ? args.dockerfile : join(contextDir, args.dockerfile);
   if (!existsSync(dockerfilePath)) {
     throw new KilnError('USAGE', `the Dockerfile ${dockerfilePath} does not exist; pass --dockerfile relative to the context or as an absolute path.`);
@@ -153,17 +156,6 @@ function buildOptionsFromArgs(args: BuildArgs): BuildOptions {
     pushRetry: args['push-retry'],
     imageDownloadRetry: args['image-download-retry'],
   };
-}
-
-function resolveContext(context: string, subPath: string | undefined): string {
-  if (/^[a-z0-9+]+:\/\//i.test(context) && !context.startsWith('dir://')) {
-    throw new KilnError('USAGE', `--context ${context}: only local directories (a path or dir://PATH) are supported by kiln yet.`);
-  }
-  const dir = resolve(context.replace(/^dir:\/\//, ''), subPath ?? '');
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
-    throw new KilnError('USAGE', `--context ${context}: ${dir} is not a directory.`);
-  }
-  return dir;
 }
 
 function parseBuildArgs(values: readonly string[]): Map<string, string | undefined> {
