@@ -1,23 +1,16 @@
 import type { Compression, ManifestFlavor } from '../oci/mediatypes.js';
 import type { Platform } from '../oci/types.js';
-import type { Reference } from '../registry/reference.js';
 import type { SnapshotMode } from '../snapshot/hasher.js';
 import type { IsolationKind } from './isolation/index.js';
+import type { OutputOptions } from './outputs.js';
 
 /** Everything one build needs, validated once by the command line and never changed after. */
-export interface BuildOptions {
+export interface BuildOptions extends OutputOptions {
   /** The build context as a directory on this machine. */
   contextDir: string;
   /** The Dockerfile on this machine, and the name used in messages. */
   dockerfilePath: string;
   dockerfileName: string;
-  destinations: readonly Reference[];
-  noPush: boolean;
-  tarPath?: string;
-  ociLayoutPath?: string;
-  digestFile?: string;
-  imageNameWithDigestFile?: string;
-  imageNameTagWithDigestFile?: string;
   buildArgs: ReadonlyMap<string, string | undefined>;
   target?: string;
   skipUnusedStages: boolean;
@@ -36,6 +29,5 @@ export interface BuildOptions {
   /** Where stage root filesystems go with `chroot` isolation; a temporary directory by default. */
   rootDir?: string;
   cleanup: boolean;
-  pushRetry: number;
   imageDownloadRetry: number;
 }

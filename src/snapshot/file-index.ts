@@ -1,5 +1,3 @@
-import type { Stats } from 'node:fs';
-
 export type FileKind = 'file' | 'dir' | 'symlink' | 'char' | 'block' | 'fifo' | 'socket';
 
 /**
@@ -25,19 +23,44 @@ export interface FileRecord {
   contentHash?: string;
 }
 
-export function kindOf(stats: Stats): FileKind {
-  if (stats.isFile()) return 'file';
-  if (stats.isDirectory()) return 'dir';
-  if (stats.isSymbolicLink()) return 'symlink';
-  if (stats.isCharacterDevice()) return 'char';
-  if (stats.isBlockDevice()) return 'block';
-  if (stats.isFIFO()) return 'fifo';
-  return 'socket';
+/** The lstat fields a record is made of: `fs.Stats` has them, and so do walker-thread entries. */
+export interface StatFields {
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly size: number;
+  readonly mtimeMs: number;
+  readonly ctimeMs: number;
+  readonly ino: number;
+  readonly dev: number;
+  readonly nlink: number;
+  readonly rdev: number;
 }
 
-export function recordFromStats(stats: Stats, linkTarget?: string, contentHash?: string): FileRecord {
+/** The kind of a path from its mode bits alone (no method calls per entry). */
+export function kindOfMode(mode: number): FileKind {
+  switch (mode & 0o170000) {
+    case 0o100000:
+      return 'file';
+    case 0o040000:
+      return 'dir';
+    case 0o120000:
+      return 'symlink';
+    case 0o020000:
+      return 'char';
+    case 0o060000:
+      return 'block';
+    case 0o010000:
+      return 'fifo';
+    default:
+      return 'socket';
+  }
+}
+
+/** Fields are set in one fixed order: records of one shape keep the per-entry comparison fast. */
+export function recordFromStats(stats: StatFields, linkTarget?: string, contentHash?: string): FileRecord {
   const record: FileRecord = {
-    kind: kindOf(stats),
+    kind: kindOfMode(stats.mode),
     mode: stats.mode & 0o7777,
     uid: stats.uid,
     gid: stats.gid,

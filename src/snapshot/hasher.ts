@@ -1,7 +1,9 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import xxhash from 'xxhash-wasm';
 import { KilnError, describeError } from '../util/errors.js';
-import type { FileKind, FileRecord } from './file-index.js';
+import { kindOfMode, recordFromStats, type FileKind, type FileRecord } from './file-index.js';
+
+export { kindOfMode };
 import type { EntryStat, WalkEntry } from './walk.js';
 
 /** kaniko's --snapshot-mode values. */
@@ -85,28 +87,9 @@ function refreshed(entry: WalkEntry<EntryStat>, contentHash?: string): Verdict {
   return { outcome: 'refreshed', record: recordOfEntry(entry, contentHash) };
 }
 
-/**
- * The index record of a walked entry: the same record `recordFromStats` makes from an
- * `fs.Stats` (same fields, same order), from the lstat fields a walker thread sends.
- */
+/** The index record of a walked entry. */
 export function recordOfEntry(entry: WalkEntry<EntryStat>, contentHash?: string): FileRecord {
-  const stats = entry.stats;
-  const record: FileRecord = {
-    kind: kindOfMode(stats.mode),
-    mode: stats.mode & 0o7777,
-    uid: stats.uid,
-    gid: stats.gid,
-    size: stats.size,
-    mtimeMs: stats.mtimeMs,
-    ctimeMs: stats.ctimeMs,
-    ino: stats.ino,
-    dev: stats.dev,
-    nlink: stats.nlink,
-  };
-  if (record.kind === 'char' || record.kind === 'block') record.rdev = stats.rdev;
-  if (entry.linkTarget !== undefined) record.linkTarget = entry.linkTarget;
-  if (contentHash !== undefined) record.contentHash = contentHash;
-  return record;
+  return recordFromStats(entry.stats, entry.linkTarget, contentHash);
 }
 
 /**
@@ -149,26 +132,6 @@ export function statMatches(old: FileRecord, stats: EntryStat, linkTarget: strin
     old.linkTarget === linkTarget &&
     (old.rdev === undefined || old.rdev === stats.rdev)
   );
-}
-
-/** The same answer as `kindOf(stats)`, from the mode bits alone (no method calls per entry). */
-export function kindOfMode(mode: number): FileKind {
-  switch (mode & 0o170000) {
-    case 0o100000:
-      return 'file';
-    case 0o040000:
-      return 'dir';
-    case 0o120000:
-      return 'symlink';
-    case 0o020000:
-      return 'char';
-    case 0o060000:
-      return 'block';
-    case 0o010000:
-      return 'fifo';
-    default:
-      return 'socket';
-  }
 }
 
 /** Kind, permission bits, owner, symlink target and device numbers: what every mode but `time` compares. */

@@ -2,22 +2,12 @@ import { lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import { posix } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { KilnError, describeError } from '../util/errors.js';
-import type { FileIndex } from './file-index.js';
+import type { FileIndex, StatFields } from './file-index.js';
 import type { IgnoreList } from './ignore.js';
 
 /** The lstat fields kiln keeps of an entry; `fs.Stats` has them all. */
-export interface EntryStat {
-  readonly mode: number;
-  readonly uid: number;
-  readonly gid: number;
-  readonly size: number;
-  readonly mtimeMs: number;
-  readonly ctimeMs: number;
-  readonly ino: number;
-  readonly dev: number;
-  readonly nlink: number;
-  readonly rdev: number;
-}
+/** The lstat fields a walk reports: all of `fs.Stats` from `walk()`, just these from walker threads. */
+export type EntryStat = StatFields;
 
 /**
  * One path of the root filesystem as a walk found it. `walk()` gives the full `fs.Stats`;

@@ -5,7 +5,7 @@ import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import xxhash from 'xxhash-wasm';
-import { kindOf, recordFromStats, type FileRecord } from '../../src/snapshot/file-index.js';
+import { recordFromStats, type FileRecord } from '../../src/snapshot/file-index.js';
 import {
   ContentHasher,
   createChangeDetector,
@@ -79,7 +79,8 @@ test('kindOfMode and recordOfEntry agree with file-index on every kind', () => {
     for (const path of [join(dir, 'file'), join(dir, 'dir'), join(dir, 'link'), join(dir, 'fifo'), '/dev/null']) {
       const seen = entry(path);
       const stats = lstatSync(path);
-      assert.equal(kindOfMode(stats.mode), kindOf(stats), path);
+      const expected = stats.isFile() ? 'file' : stats.isDirectory() ? 'dir' : stats.isSymbolicLink() ? 'symlink' : stats.isFIFO() ? 'fifo' : stats.isCharacterDevice() ? 'char' : 'other';
+      assert.equal(kindOfMode(stats.mode), expected, path);
       assert.deepEqual(recordOfEntry(seen, 'abc'), recordFromStats(stats, seen.linkTarget, 'abc'), path);
       assert.ok(statMatches(recordOfEntry(seen), stats, seen.linkTarget), path);
       // Same fields in the same order: records share object shapes, whoever made them.
