@@ -127,7 +127,7 @@ async function executeStep(step: StageStep, ctx: StepContext, env: StageEnvironm
       return executeRun(instruction, ctx);
     case 'copy':
     case 'add':
-      return executeCopy(instruction, ctx, env.sources);
+      return executeCopy(instruction, ctx, env.sources, env.ignore, env.workDir);
     case 'workdir':
       return executeWorkdir(instruction, ctx);
     default: {

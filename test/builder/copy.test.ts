@@ -450,3 +450,79 @@ describe('sourceDigestInputs', () => {
     assert.notEqual(small[0]!.contentHash, copied.sourceDigestInputs[0]!.contentHash);
   });
 });
+
+describe('COPY: setgid destination directories', () => {
+  it('owns files 0:0 even below a setgid directory of another group', async (t) => {
+    const box = sandbox(t, { 'src/sub/f': 'f', 'src/g': 'g' }, { shared: { dir: true } });
+    lchownSync(join(box.root, 'shared'), 0, 50);
+    chmodSync(join(box.root, 'shared'), 0o2775);
+    await copyFiles(box.request({ sources: ['src'], dest: '/shared/' }));
+    for (const path of ['/shared/g', '/shared/sub', '/shared/sub/f']) assert.equal(stat(box.root, path).gid, 0, path);
+    assert.equal(stat(box.root, '/shared').gid, 50);
+  });
+});
+
+describe('parseChmod', () => {
+  const cases: [spec: string, from: number, isDir: boolean, expected: number][] = [
+    ['755', 0o600, false, 0o755],
+    ['0644', 0o755, true, 0o644],
+    ['4755', 0o644, false, 0o4755],
+    ['+x', 0o644, false, 0o755],
+    ['u+x', 0o644, false, 0o744],
+    ['u+x,g-w', 0o664, false, 0o744],
+    ['go-rwx', 0o755, false, 0o700],
+    ['a=r', 0o777, false, 0o444],
+    ['u=rwX,go=rX', 0o664, false, 0o644],
+    ['u=rwX,go=rX', 0o700, true, 0o755],
+    ['u=rwX,go=rX', 0o744, false, 0o755],
+    ['g=u', 0o740, false, 0o770],
+    ['o=g', 0o750, false, 0o755],
+    ['u+s', 0o755, false, 0o4755],
+    ['g+s', 0o755, true, 0o2755],
+    ['+t', 0o777, true, 0o1777],
+    ['u=rw,g=r,o=', 0o777, false, 0o640],
+    ['u-w+x', 0o644, false, 0o544],
+  ];
+  for (const [spec, from, isDir, expected] of cases) {
+    it(`${spec} turns ${from.toString(8)}${isDir ? ' (dir)' : ''} into ${expected.toString(8)}`, async () => {
+      const { parseChmod } = await import('../../src/builder/copy/chmod.js');
+      assert.equal(parseChmod(spec)!(from, isDir).toString(8), expected.toString(8));
+    });
+  }
+  it('refuses what is neither notation', async () => {
+    const { parseChmod } = await import('../../src/builder/copy/chmod.js');
+    for (const spec of ['', '8', '07777x', 'u', 'z+x', 'u+q', 'u+x,', 'rwx']) assert.equal(parseChmod(spec), undefined, spec);
+  });
+});
+
+describe('wildcards (Go filepath.Match)', () => {
+  const cases: [pattern: string, name: string, matches: boolean][] = [
+    ['*', 'anything.txt', true],
+    ['*', '.hidden', true],
+    ['*.txt', 'a.txt', true],
+    ['*.txt', 'a.txt.bak', false],
+    ['?.md', 'a.md', true],
+    ['?.md', 'ab.md', false],
+    ['[abc].js', 'b.js', true],
+    ['[^abc].js', 'b.js', false],
+    ['[^abc].js', 'd.js', true],
+    ['[a-c]x', 'cx', true],
+    ['[a-c]x', 'dx', false],
+    ['arr[[]0].txt', 'arr[0].txt', true],
+    ['\\*', '*', true],
+    ['\\*', 'a', false],
+    ['a\\[b', 'a[b', true],
+    ['(x)+.txt', '(x)+.txt', true],
+    ['ü*', 'über', true],
+  ];
+  for (const [pattern, name, matches] of cases) {
+    it(`${pattern} ${matches ? 'matches' : 'does not match'} ${name}`, async () => {
+      const { compileComponent } = await import('../../src/builder/copy/glob.js');
+      assert.equal(compileComponent(pattern)!.test(name), matches);
+    });
+  }
+  it('refuses what Go calls a bad pattern', async () => {
+    const { compileComponent } = await import('../../src/builder/copy/glob.js');
+    for (const pattern of ['[', '[]', '[a', 'a\\', '[z-a]', '[a-]']) assert.equal(compileComponent(pattern), undefined, pattern);
+  });
+});

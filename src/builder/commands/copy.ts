@@ -1,4 +1,5 @@
 import type { AddInstruction, CopyInstruction, IgnoreMatcher } from '../../dockerfile/index.js';
+import type { IgnoreList } from '../../snapshot/ignore.js';
 import { copyFiles } from '../copy/index.js';
 import { resolveOwner } from '../users.js';
 import type { StepContext, StepOutcome } from './types.js';
@@ -14,7 +15,7 @@ export interface CopySources {
 }
 
 /** COPY and ADD: the files go in, then exactly the paths written are snapshotted. */
-export async function executeCopy(instruction: CopyInstruction | AddInstruction, ctx: StepContext, sources: CopySources): Promise<StepOutcome> {
+export async function executeCopy(instruction: CopyInstruction | AddInstruction, ctx: StepContext, sources: CopySources, ignore: IgnoreList, tempDir: string): Promise<StepOutcome> {
   const source = ctx.step.source ?? { kind: 'context' as const };
   const sourceRoot =
     source.kind === 'context' ? sources.contextDir
@@ -35,6 +36,10 @@ export async function executeCopy(instruction: CopyInstruction | AddInstruction,
     ...(instruction.chmod ? { chmod: instruction.chmod } : {}),
     ...(instruction.kind === 'add' && instruction.checksum ? { checksum: instruction.checksum } : {}),
     exclude: instruction.exclude,
+    sourceName: source.kind === 'context' ? 'the build context' : source.kind === 'stage' ? `stage ${source.index}` : `image ${source.ref}`,
+    ignore,
+    tempDir,
+    logger: ctx.logger,
   });
   return { config: ctx.config, effect: { kind: 'paths', paths: result.written } };
 }

@@ -71,7 +71,8 @@ export async function extractArchive(
   options: { ignore: IgnoreList; logger: Logger; name: string },
 ): Promise<string[]> {
   const index = new FileIndex();
-  await extractLayer(openArchive(hostPath, compression), { rootDir: destHost, ignore: options.ignore, index, logger: options.logger, name: options.name });
+  // A user's archive is not an image layer: `.wh.` names in it are ordinary files, as in Docker.
+  await extractLayer(openArchive(hostPath, compression), { rootDir: destHost, ignore: options.ignore, index, logger: options.logger, name: options.name, whiteouts: false });
   return [...index.paths()];
 }
 

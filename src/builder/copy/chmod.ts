@@ -7,8 +7,8 @@
 export type ModeChange = (mode: number, isDir: boolean) => number;
 
 const OCTAL = /^[0-7]{1,4}$/;
-const CLAUSE = /^([ugoa]*)((?:[-+=](?:[rwxXst]*|[ugo]))+)$/;
-const ACTION = /([-+=])([rwxXst]*|[ugo])/g;
+const CLAUSE = /^([ugoa]*)((?:[-+=](?:[ugo]|[rwxXst]*))+)$/;
+const ACTION = /([-+=])([ugo]|[rwxXst]*)/g;
 
 const WHO_MASK: Record<string, number> = { u: 0o4700, g: 0o2070, o: 0o1007, a: 0o7777 };
 

@@ -4,6 +4,7 @@
 // engine only reads and hashes, so a plan gets the same description a copy would.
 import {
   chmodSync,
+  readFileSync,
   closeSync,
   constants,
   copyFileSync,
@@ -24,9 +25,11 @@ import {
   symlinkSync,
   unlinkSync,
   writeSync,
+  fstatSync,
+  type Dirent,
   type Stats,
 } from 'node:fs';
-import { join, posix } from 'node:path';
+import { dirname, join, posix } from 'node:path';
 import type { XXHashAPI } from 'xxhash-wasm';
 import type { IgnoreMatcher } from '../../dockerfile/dockerignore.js';
 import { makeNode } from '../../snapshot/extract-device.js';
@@ -75,11 +78,13 @@ export class CopyEngine {
   /** Source inode (dev:ino) to where its first copy went and its content hash, for hardlinks. */
   private readonly links = new Map<string, { host: string; hash: string }>();
   private chownAllowed = true;
-  private readonly writing: boolean;
+  /** Destination directories with the setgid bit: what is created in them takes their group. */
+  private readonly setgidDirs = new Set<string>();
+  private readonly umask = currentUmask();
+  private readonly euid = process.geteuid?.() ?? 0;
+  private readonly egid = process.getegid?.() ?? 0;
 
-  constructor(private readonly options: EngineOptions) {
-    this.writing = options.rootDir !== undefined;
-  }
+  constructor(private readonly options: EngineOptions) {}
 
   /**
    * Makes sure the directory `image` (already resolved inside the root) exists: missing
@@ -102,6 +107,8 @@ export class CopyEngine {
         this.written.add(current);
       } else if (!stats.isDirectory()) {
         throw copyError(this.options.where, 'COPY_DEST', `cannot create ${image} because ${current} is not a directory in the image; remove it first or choose another destination.`);
+      } else if ((stats.mode & 0o2000) !== 0) {
+        this.setgidDirs.add(host);
       }
     }
     return { host, image: current || '/' };
@@ -130,12 +137,14 @@ export class CopyEngine {
     const bytes = Buffer.from(content, 'utf8');
     this.digests.push({ path: `<<${name}`, kind: 'file', mode: 0o644, size: bytes.length, contentHash: this.hex(this.options.hasher.h64Raw(bytes)) });
     if (dest === undefined || this.isIgnoredDest(dest)) return;
-    const fd = this.createFile(dest);
+    const mode = this.mode(0o644, false);
+    const atCreation = this.exactAtCreation(mode);
+    const fd = this.createFile(dest, atCreation ? mode : 0o600);
     const now = Date.now() / 1000;
     this.io(`write ${dest.image}`, () => {
       try {
         this.writeAll(fd, bytes, bytes.length);
-        this.finishFd(fd, dest, this.mode(0o644, false), now, now);
+        this.finishFd(fd, dest, atCreation ? undefined : mode, now, now);
       } finally {
         closeSync(fd);
       }
@@ -158,7 +167,8 @@ export class CopyEngine {
       const time = (mtime?.getTime() ?? Date.now()) / 1000;
       const fd = openSync(dest.host, OPEN_NOFOLLOW);
       try {
-        this.finishFd(fd, dest, this.mode(0o600, false), time, time);
+        // Made in the temporary directory, whose group rules are not the destination's.
+        this.finishFd(fd, dest, this.mode(0o600, false), time, time, true);
       } finally {
         closeSync(fd);
       }
@@ -173,12 +183,14 @@ export class CopyEngine {
 
   /** The xxh64 of a file's content, read in slabs. */
   hashFile(host: string): string {
-    const fd = openSync(host, 'r');
-    try {
-      return this.pump(fd, undefined);
-    } finally {
-      closeSync(fd);
-    }
+    return this.io(`read ${host}`, () => {
+      const fd = openSync(host, 'r');
+      try {
+        return this.pump(fd, undefined, Infinity);
+      } finally {
+        closeSync(fd);
+      }
+    });
   }
 
   /** Whether the image path is on kiln's ignore list: nothing is written there. */
@@ -197,14 +209,12 @@ export class CopyEngine {
   private walk(srcHost: string, srcRel: string, exRel: string, dest: Target | undefined, pending: PendingDir | undefined): boolean {
     const { sourceIgnore, exclude } = this.options;
     let copied = false;
-    for (const name of this.list(srcHost).sort()) {
+    for (const entry of this.list(srcHost)) {
+      const name = entry.name;
       const childHost = join(srcHost, name);
       const childRel = srcRel === '' ? name : `${srcRel}/${name}`;
       const childEx = exRel === '' ? name : `${exRel}/${name}`;
-      // An entry that vanished while the copy ran is left out, as if never there.
-      const stats = this.lstat(childHost);
-      if (stats === undefined) continue;
-      const isDir = stats.isDirectory();
+      const isDir = entry.isDirectory();
       // An ignored directory is still entered when an exception may bring back something below it.
       let partial = false;
       if (sourceIgnore?.ignores(childRel, isDir)) {
@@ -217,6 +227,18 @@ export class CopyEngine {
       }
       const child = dest === undefined ? undefined : { host: join(dest.host, name), image: posix.join(dest.image, name) };
       if (child !== undefined && this.isIgnoredDest(child)) continue;
+      if (entry.isSocket()) {
+        this.options.logger.debug({ path: childRel }, 'socket in a COPY source skipped');
+        continue;
+      }
+      // A file is opened and then looked at (fstat needs no second path lookup); other kinds
+      // are looked at by name. An entry that vanished meanwhile is left out, as if never there.
+      const opened = entry.isFile() ? this.openSource(childHost, childRel) : undefined;
+      const stats = opened !== undefined ? this.io(`look at ${childRel}`, () => fstatSync(opened)) : this.lstat(childHost);
+      if (stats === undefined || stats.isDirectory() !== isDir) {
+        if (opened !== undefined) closeSync(opened);
+        continue;
+      }
       if (isDir) {
         const dir = this.pendingDir(childHost, stats, childRel, child, pending);
         if (!partial) dir.make();
@@ -224,12 +246,13 @@ export class CopyEngine {
         if (dir.made && child !== undefined) this.finishDir(child, stats);
         continue;
       }
-      if (stats.isSocket()) {
-        this.options.logger.debug({ path: childRel }, 'socket in a COPY source skipped');
-        continue;
+      try {
+        pending?.make();
+      } catch (err) {
+        if (opened !== undefined) closeSync(opened);
+        throw err;
       }
-      pending?.make();
-      this.copyNonDir(childHost, stats, childRel, child);
+      this.copyNonDir(childHost, stats, childRel, child, opened);
       copied = true;
     }
     return copied;
@@ -249,11 +272,15 @@ export class CopyEngine {
           try {
             // Owner-writable until its content is in; the real mode comes in finishDir.
             mkdirSync(dest.host, 0o700);
+            // Made in a setgid directory, it is setgid too until finishDir.
+            if (this.setgidDirs.has(dirname(dest.host))) this.setgidDirs.add(dest.host);
           } catch (err) {
             if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-            if (!this.lstat(dest.host)!.isDirectory()) {
+            const existing = this.lstat(dest.host)!;
+            if (!existing.isDirectory()) {
               throw copyError(this.options.where, 'COPY_DEST', `cannot copy directory ${srcRel} onto ${dest.image}, which is not a directory in the image; remove it first or choose another destination.`);
             }
+            if ((existing.mode & 0o2000) !== 0) this.setgidDirs.add(dest.host);
           }
         });
         this.written.add(dest.image);
@@ -272,56 +299,77 @@ export class CopyEngine {
 
   /* ---------- one entry ---------- */
 
-  private copyNonDir(srcHost: string, stats: Stats, srcRel: string, dest: Target | undefined): void {
-    if (stats.isFile()) this.copyFile(srcHost, stats, srcRel, dest);
+  /** Copies a file (`opened`: already open for reading, closed here), symlink or node. */
+  private copyNonDir(srcHost: string, stats: Stats, srcRel: string, dest: Target | undefined, opened?: number): void {
+    if (stats.isFile()) this.copyFile(srcHost, stats, srcRel, dest, opened);
     else if (stats.isSymbolicLink()) this.copySymlink(srcHost, stats, srcRel, dest);
     else if (stats.isFIFO() || stats.isCharacterDevice() || stats.isBlockDevice()) this.copyNode(stats, srcRel, dest);
     else this.options.logger.debug({ path: srcRel }, 'socket in a COPY source skipped');
   }
 
-  private copyFile(srcHost: string, stats: Stats, srcRel: string, dest: Target | undefined): void {
-    const describe = (hash: string) => this.digests.push({ path: srcRel, kind: 'file', mode: stats.mode & 0o7777, size: stats.size, contentHash: hash });
-    // A second name of an inode already copied becomes a hardlink to that copy.
-    const key = stats.nlink > 1 ? `${stats.dev}:${stats.ino}` : undefined;
-    const first = key === undefined ? undefined : this.links.get(key);
-    if (dest === undefined) {
-      const hash = first?.hash ?? this.hashFile(srcHost);
-      describe(hash);
-      if (key !== undefined && first === undefined) this.links.set(key, { host: '', hash });
-      return;
-    }
-    if (first !== undefined) {
-      describe(first.hash);
-      if (this.link(first.host, dest)) return;
-    }
-    let hash: string;
-    if (stats.size >= KERNEL_COPY_FROM) {
-      this.clearFor(dest, 'file');
-      this.io(`copy ${srcRel} to ${dest.image}`, () => copyFileSync(srcHost, dest.host, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE));
-      hash = this.hashFile(srcHost);
-      const fd = this.io(`open ${dest.image}`, () => openSync(dest.host, OPEN_NOFOLLOW));
-      try {
-        this.io(`set the owner, mode and times of ${dest.image}`, () => this.finishFd(fd, dest, this.mode(stats.mode, false), stats.atimeMs / 1000, stats.mtimeMs / 1000));
-      } finally {
-        closeSync(fd);
+  private copyFile(srcHost: string, stats: Stats, srcRel: string, dest: Target | undefined, opened: number | undefined): void {
+    let src = opened;
+    const source = () => (src ??= this.openSource(srcHost, srcRel) ?? this.vanished(srcRel));
+    try {
+      const describe = (hash: string) => this.digests.push({ path: srcRel, kind: 'file', mode: stats.mode & 0o7777, size: stats.size, contentHash: hash });
+      // A second name of an inode already copied becomes a hardlink to that copy.
+      const key = stats.nlink > 1 ? `${stats.dev}:${stats.ino}` : undefined;
+      const first = key === undefined ? undefined : this.links.get(key);
+      if (dest === undefined) {
+        const hash = first?.hash ?? this.pump(source(), undefined, stats.size);
+        describe(hash);
+        if (key !== undefined && first === undefined) this.links.set(key, { host: '', hash });
+        return;
       }
-    } else {
-      const fd = this.createFile(dest);
-      try {
-        const src = this.io(`read ${srcRel}`, () => openSync(srcHost, 'r'));
+      if (first !== undefined) {
+        describe(first.hash);
+        if (this.link(first.host, dest)) return;
+      }
+      let hash: string;
+      if (stats.size >= KERNEL_COPY_FROM) {
+        this.clearFor(dest, 'file');
+        this.io(`copy ${srcRel} to ${dest.image}`, () => copyFileSync(srcHost, dest.host, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE));
+        hash = this.io(`read ${srcRel}`, () => this.pump(source(), undefined, stats.size));
+        const fd = this.io(`open ${dest.image}`, () => openSync(dest.host, OPEN_NOFOLLOW));
         try {
-          hash = this.io(`copy ${srcRel} to ${dest.image}`, () => this.pump(src, fd));
+          this.io(`set the owner, mode and times of ${dest.image}`, () => this.finishFd(fd, dest, this.mode(stats.mode, false), stats.atimeMs / 1000, stats.mtimeMs / 1000));
         } finally {
-          closeSync(src);
+          closeSync(fd);
         }
-        this.io(`set the owner, mode and times of ${dest.image}`, () => this.finishFd(fd, dest, this.mode(stats.mode, false), stats.atimeMs / 1000, stats.mtimeMs / 1000));
-      } finally {
-        closeSync(fd);
+      } else {
+        const from = source();
+        const mode = this.mode(stats.mode, false);
+        const atCreation = this.exactAtCreation(mode);
+        const fd = this.createFile(dest, atCreation ? mode : 0o600);
+        try {
+          // The size fstat gave: a file growing meanwhile is copied as it was, as tar does.
+          hash = this.io(`copy ${srcRel} to ${dest.image}`, () => this.pump(from, fd, stats.size));
+          this.io(`set the owner, mode and times of ${dest.image}`, () => this.finishFd(fd, dest, atCreation ? undefined : mode, stats.atimeMs / 1000, stats.mtimeMs / 1000));
+        } finally {
+          closeSync(fd);
+        }
       }
+      if (first === undefined) describe(hash);
+      if (key !== undefined) this.links.set(key, { host: dest.host, hash });
+      this.written.add(dest.image);
+    } finally {
+      if (src !== undefined) closeSync(src);
     }
-    if (first === undefined) describe(hash);
-    if (key !== undefined) this.links.set(key, { host: dest.host, hash });
-    this.written.add(dest.image);
+  }
+
+  /** Opens a source file for reading, never through a symlink; undefined when it is gone. */
+  private openSource(host: string, rel: string): number | undefined {
+    try {
+      return openSync(host, OPEN_NOFOLLOW);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ELOOP') return undefined;
+      throw this.ioError(`read ${rel}`, err);
+    }
+  }
+
+  private vanished(rel: string): never {
+    throw copyError(this.options.where, 'COPY_SOURCE', `${rel} changed while it was being copied; build again once nothing else writes to it.`);
   }
 
   /** Links `dest` to an earlier copy; false when that is not possible (the copy was replaced meanwhile). */
@@ -374,14 +422,22 @@ export class CopyEngine {
   /* ---------- helpers ---------- */
 
   /** Creates `dest` as a new empty file (replacing a file or symlink there), open for writing. */
-  private createFile(dest: Target): number {
+  private createFile(dest: Target, mode: number): number {
     try {
-      return openSync(dest.host, CREATE_FILE, 0o600);
+      return openSync(dest.host, CREATE_FILE, mode);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw this.ioError(`create ${dest.image}`, err);
     }
     this.clearFor(dest, 'file');
-    return this.io(`create ${dest.image}`, () => openSync(dest.host, CREATE_FILE, 0o600));
+    return this.io(`create ${dest.image}`, () => openSync(dest.host, CREATE_FILE, mode));
+  }
+
+  /**
+   * Whether a new file gets exactly `mode` from open(2): the umask leaves it whole and no
+   * setuid/setgid/sticky bit needs setting after the owner. Saves an fchmod per file.
+   */
+  private exactAtCreation(mode: number): boolean {
+    return this.umask !== undefined && (mode & (0o7000 | this.umask)) === 0;
   }
 
   /**
@@ -398,16 +454,18 @@ export class CopyEngine {
     this.io(`replace ${dest.image}`, () => unlinkSync(dest.host));
   }
 
-  /** Copies `src` to `dest` (when given) in slabs and returns the content's xxh64. */
-  private pump(src: number, dest: number | undefined): string {
+  /** Copies up to `limit` bytes of `src` to `dest` (when given) in slabs and returns their xxh64. */
+  private pump(src: number, dest: number | undefined, limit: number): string {
     const { buffer } = this;
     const hasher = this.options.hasher;
     let filled = 0;
+    let total = 0;
     let state: ReturnType<XXHashAPI['create64']> | undefined;
-    for (;;) {
-      const read = readSync(src, buffer, filled, buffer.length - filled, null);
+    while (total < limit) {
+      const read = readSync(src, buffer, filled, Math.min(buffer.length - filled, limit - total), null);
       if (read === 0) break;
       filled += read;
+      total += read;
       if (filled === buffer.length) {
         if (dest !== undefined) this.writeAll(dest, buffer, filled);
         (state ??= hasher.create64()).update(buffer);
@@ -424,16 +482,20 @@ export class CopyEngine {
     while (at < length) at += writeSync(fd, bytes, at, length - at);
   }
 
-  /** Owner, then mode (a chown clears setuid and setgid), then times. */
-  private finishFd(fd: number, dest: Target, mode: number, atime: number, mtime: number): void {
-    if (this.chownAllowed) {
+  /**
+   * Owner, then mode (a chown clears setuid and setgid), then times. The owner is only set
+   * where a new file would not already have it; `mode` undefined: open(2) set it already.
+   */
+  private finishFd(fd: number, dest: Target, mode: number | undefined, atime: number, mtime: number, alwaysChown = false): void {
+    const { uid, gid } = this.options.owner;
+    if (this.chownAllowed && (alwaysChown || uid !== this.euid || gid !== this.egid || this.setgidDirs.has(dirname(dest.host)))) {
       try {
-        fchownSync(fd, this.options.owner.uid, this.options.owner.gid);
+        fchownSync(fd, uid, gid);
       } catch (err) {
         this.chownRefused(err, dest.image);
       }
     }
-    fchmodSync(fd, mode);
+    if (mode !== undefined) fchmodSync(fd, mode);
     futimesSync(fd, atime, mtime);
   }
 
@@ -459,8 +521,9 @@ export class CopyEngine {
     return this.options.chmod === undefined ? mode : this.options.chmod(mode, isDir);
   }
 
-  private list(host: string): string[] {
-    return this.io(`list ${host}`, () => readdirSync(host));
+  /** The entries of a source directory, sorted by name so that copies and descriptions run in one order. */
+  private list(host: string): Dirent[] {
+    return this.io(`list ${host}`, () => readdirSync(host, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   private lstat(host: string): Stats | undefined {
@@ -497,4 +560,14 @@ function major(rdev: number): number {
 
 function minor(rdev: number): number {
   return (rdev & 0xff) | ((rdev >>> 12) & ~0xff);
+}
+
+/** The process umask, from /proc (process.umask() without an argument is deprecated); undefined if unknown. */
+function currentUmask(): number | undefined {
+  try {
+    const match = /^Umask:\s*([0-7]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    return match ? parseInt(match[1]!, 8) : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -214,7 +214,8 @@ async function extract(request: CopyRequest, source: Extract<PlannedSource, { ty
 
 function isIgnoredDir(request: CopyRequest, image: string, logger: Logger): boolean {
   if (request.ignore?.isIgnored(image) !== true) return false;
-  logger.warn({ path: image }, `${request.where}: ${image} is a path kiln never writes (ignore list); nothing was copied there.`);
+  const at = request.where === '' ? '' : `${request.where}: `;
+  logger.warn({ path: image }, `${at}${image} is a path kiln never writes (ignore list); nothing was copied there.`);
   return true;
 }
 
