@@ -65,12 +65,16 @@ export async function executeBuild(options: BuildOptions, deps: BuildDependencie
       workDir,
       sources: copySources(options, results, await loadDockerignore(options), workDir, ignore, deps),
     };
+    const lastUse = lastUseOfRoots(plan, stagesToBuild);
+    const pulled = new Map<string, Promise<Image>>();
     for (const index of stagesToBuild) {
-      const stage = plan.stages[index]!;
-      const { base, input } = await stageBase(plan, index, results, options, deps);
+      const { base, input } = await stageBase(plan, index, results, options, deps, pulled);
       const rootDir = options.isolation === 'none' ? '/' : undefined;
       results.set(index, await buildStage(env, index, base, input, rootDir));
-      logger.debug(`stage ${index}${stage.name ? ` (${stage.name})` : ''} done`);
+      // A stage's files are kept exactly as long as a later stage may still COPY --from them.
+      for (const [stage, last] of lastUse) {
+        if (last === index && options.isolation !== 'none') await rm(results.get(stage)!.rootDir, { recursive: true, force: true });
+      }
     }
     let image = results.get(plan.target)!.image;
     if (options.labels.size > 0) {
@@ -103,7 +107,25 @@ async function planBuild(options: BuildOptions): Promise<BuildPlan> {
   });
 }
 
-async function stageBase(plan: BuildPlan, index: number, results: Map<number, StageResult>, options: BuildOptions, deps: BuildDependencies): Promise<{ base: Image; input: StageInput }> {
+/** For each built stage, the last stage that reads its root filesystem (itself when none does). */
+function lastUseOfRoots(plan: BuildPlan, built: readonly number[]): Map<number, number> {
+  const last = new Map<number, number>(built.map((index) => [index, index]));
+  for (const index of built) {
+    for (const dependency of plan.stages[index]!.dependencies) {
+      if (last.has(dependency)) last.set(dependency, Math.max(last.get(dependency)!, index));
+    }
+  }
+  return last;
+}
+
+async function stageBase(
+  plan: BuildPlan,
+  index: number,
+  results: Map<number, StageResult>,
+  options: BuildOptions,
+  deps: BuildDependencies,
+  pulled: Map<string, Promise<Image>>,
+): Promise<{ base: Image; input: StageInput }> {
   const stage = plan.stages[index]!;
   const platform = stage.platform ? parsePlatform(stage.platform) : options.platform;
   switch (stage.base.kind) {
@@ -115,11 +137,21 @@ async function stageBase(plan: BuildPlan, index: number, results: Map<number, St
       return { base: earlier.image, input: { kind: 'stage', exit: earlier.exit } };
     }
     case 'image': {
-      const ref = parseReference(stage.base.ref);
-      const remote = await retryOperation(options.imageDownloadRetry, `pulling ${stage.base.ref}`, deps.logger, () => fetchRemoteImage(deps.client, ref, { platform }));
-      deps.logger.info(`base image ${stage.base.ref} is ${remote.resolved.digest}`);
-      const config = remote.image.config.config ?? {};
-      return { base: remote.image, input: { kind: 'image', env: config.Env ?? null, onBuild: config.OnBuild ?? null } };
+      const baseRef = stage.base.ref;
+      const key = `${baseRef} ${JSON.stringify(platform)}`;
+      let image = pulled.get(key);
+      if (!image) {
+        const ref = parseReference(baseRef);
+        image = retryOperation(options.imageDownloadRetry, `pulling ${baseRef}`, deps.logger, async () => {
+          const remote = await fetchRemoteImage(deps.client, ref, { platform });
+          deps.logger.info(`base image ${baseRef} is ${remote.resolved.digest}`);
+          return remote.image;
+        });
+        pulled.set(key, image);
+      }
+      const base = await image;
+      const config = base.config.config ?? {};
+      return { base, input: { kind: 'image', env: config.Env ?? null, onBuild: config.OnBuild ?? null } };
     }
   }
 }
