@@ -12,10 +12,11 @@ import { parseReference } from '../registry/reference.js';
 import { fetchRemoteImage } from '../registry/remote.js';
 import { extractImage } from '../snapshot/extract.js';
 import { IgnoreList } from '../snapshot/ignore.js';
-import { KilnError, describeError } from '../util/errors.js';
+import { KilnError, describeError, isKilnError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { retryOperation } from '../util/retry.js';
 import type { CopySources } from './commands/copy.js';
+import { atLine } from './commands/located.js';
 import { chrootIsolation, noneIsolation } from './isolation/index.js';
 import type { BuildOptions } from './options.js';
 import { writeOutputs } from './outputs.js';
@@ -149,7 +150,9 @@ async function stageBase(
         });
         pulled.set(key, image);
       }
-      const base = await image;
+      const base = await image.catch((err: unknown) => {
+        throw atLine(err, `${options.dockerfileName}:${stage.from.line}`);
+      });
       const config = base.config.config ?? {};
       return { base, input: { kind: 'image', env: config.Env ?? null, onBuild: config.OnBuild ?? null } };
     }
@@ -182,7 +185,12 @@ function copySources(options: BuildOptions, results: Map<number, StageResult>, c
       let root = imageRoots.get(ref);
       if (!root) {
         root = (async () => {
-          const remote = await fetchRemoteImage(deps.client, parseReference(ref), { platform: options.platform });
+          const remote = await fetchRemoteImage(deps.client, parseReference(ref), { platform: options.platform }).catch((err: unknown) => {
+            // BuildKit's rule: a --from that names no stage is an image. Say both, or a typo in a
+            // stage name reads as a registry failure.
+            if (!isKilnError(err)) throw err;
+            throw new KilnError(err.code, `COPY --from=${ref}: no stage of the Dockerfile is named ${ref}, and pulling it as an image failed: ${err.message}`, { cause: err });
+          });
           const dir = await mkdtemp(join(workDir, 'from-image-'));
           await extractImage(remote.image, { rootDir: dir, ignore, spoolDir: workDir, logger: deps.logger });
           return dir;

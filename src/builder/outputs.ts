@@ -1,4 +1,5 @@
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { Image } from '../oci/image.js';
 import type { BlobLocation } from '../oci/layer.js';
 import { writeLayout } from '../oci/layout.js';
@@ -6,6 +7,7 @@ import { writeDockerTarball } from '../oci/tarball.js';
 import type { RegistryClient } from '../registry/client.js';
 import { pushImage, type PushResult } from '../registry/push.js';
 import { formatReference, type Reference } from '../registry/reference.js';
+import { describeError, KilnError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { retryOperation } from '../util/retry.js';
 
@@ -48,12 +50,22 @@ export async function writeOutputs(image: Image, options: OutputOptions, client:
     await writeDockerTarball(options.tarPath, [{ image, tags: options.destinations.map(formatReference) }]);
     logger.info(`wrote docker tarball ${options.tarPath}`);
   }
-  if (options.digestFile) await writeFile(options.digestFile, image.digest);
+  if (options.digestFile) await writeOutputFile(options.digestFile, image.digest);
   if (options.imageNameWithDigestFile) {
-    await writeFile(options.imageNameWithDigestFile, options.destinations.map((d) => `${d.registry}/${d.repository}@${image.digest}\n`).join(''));
+    await writeOutputFile(options.imageNameWithDigestFile, options.destinations.map((d) => `${d.registry}/${d.repository}@${image.digest}\n`).join(''));
   }
   if (options.imageNameTagWithDigestFile) {
-    await writeFile(options.imageNameTagWithDigestFile, options.destinations.map((d) => `${d.registry}/${d.repository}${d.tag ? `:${d.tag}` : ''}@${image.digest}\n`).join(''));
+    await writeOutputFile(options.imageNameTagWithDigestFile, options.destinations.map((d) => `${d.registry}/${d.repository}${d.tag ? `:${d.tag}` : ''}@${image.digest}\n`).join(''));
   }
   return pushed;
+}
+
+/** A digest file, with its parent directories created as for --tar-path and --oci-layout-path. */
+async function writeOutputFile(path: string, content: string): Promise<void> {
+  try {
+    await mkdir(dirname(path), { recursive: true });
+    await writeFile(path, content);
+  } catch (err) {
+    throw new KilnError('IO', `cannot write ${path}: ${describeError(err)}; check that the directory is writable.`, { cause: err });
+  }
 }

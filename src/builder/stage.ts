@@ -1,7 +1,7 @@
 import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
-import { planStage, type BuildPlan, type StageExit, type StageInput, type StageStep } from '../dockerfile/index.js';
+import { DEFAULT_PATH, planStage, type BuildPlan, type StageExit, type StageInput, type StageStep } from '../dockerfile/index.js';
 import type { Image } from '../oci/image.js';
 import { flavorOfManifest } from '../oci/mediatypes.js';
 import { appendHistory, appendLayers, setAuthor, setContainerConfig } from '../oci/mutate.js';
@@ -80,6 +80,8 @@ export async function buildStage(env: StageEnvironment, index: number, base: Ima
   // A base image's ONBUILD triggers run in this stage and are not passed on.
   let config: ContainerConfig = { ...(base.config.config ?? {}) };
   delete config.OnBuild;
+  // A base without Env (scratch among them) gets Docker's PATH, as kaniko and BuildKit write it.
+  if (config.Env == null) config.Env = [`PATH=${DEFAULT_PATH}`];
   let cmdSetInStage = false;
   const reports: StepReport[] = [];
   const pendingHistory: History[] = [];
@@ -101,18 +103,18 @@ export async function buildStage(env: StageEnvironment, index: number, base: Ima
         const written = await writeLayer({ rootDir: root, changes, index: snapshotter.index }, layerOptions);
         if (written.kind === 'layer') {
           snapshotter.recordContent(written.contentHashes);
-          image = appendLayers(setContainerConfig(image, config), [{ layer: written.layer, history }]);
+          image = appendLayers(withConfig(image, config), [{ layer: written.layer, history }]);
           layerBytes = written.layer.size;
         }
       }
       if (layerBytes === undefined) {
         if (options.singleSnapshot) pendingHistory.push({ ...history, empty_layer: true });
-        else image = appendHistory(setContainerConfig(image, config), { ...history, empty_layer: true });
+        else image = appendHistory(withConfig(image, config), { ...history, empty_layer: true });
       }
       if (outcome.author) image = setAuthor(image, outcome.author);
       reports.push({ text, line: step.instruction.line, seconds: Number(seconds(started)), ...(layerBytes !== undefined ? { layerBytes } : {}) });
     }
-    image = setContainerConfig(image, config);
+    image = withConfig(image, config);
     if (options.singleSnapshot) image = await singleSnapshot(image, pendingHistory, snapshotter, root, layerOptions);
   } finally {
     await snapshotter.close();
@@ -147,6 +149,14 @@ async function changesOf(outcome: StepOutcome, snapshotter: Snapshotter): Promis
     case 'scan':
       return snapshotter.scan();
   }
+}
+
+/**
+ * The stage's config replaces the image's whole: keys the stage removed (the base's OnBuild)
+ * must not come back from the base, as setContainerConfig's partial update would bring them.
+ */
+function withConfig(image: Image, config: ContainerConfig): Image {
+  return setContainerConfig(image, () => ({ ...config }));
 }
 
 /** --single-snapshot: one layer for the whole stage, taken after its last instruction. */

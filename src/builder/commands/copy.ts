@@ -2,6 +2,7 @@ import type { AddInstruction, CopyInstruction, IgnoreMatcher } from '../../docke
 import type { IgnoreList } from '../../snapshot/ignore.js';
 import { copyFiles } from '../copy/index.js';
 import { resolveOwner } from '../users.js';
+import { atLine } from './located.js';
 import type { StepContext, StepOutcome } from './types.js';
 
 /** Where COPY and ADD read from; the executor decides how each source is made available. */
@@ -21,7 +22,7 @@ export async function executeCopy(instruction: CopyInstruction | AddInstruction,
     source.kind === 'context' ? sources.contextDir
     : source.kind === 'stage' ? sources.stageRoot(source.index)
     : await sources.imageRoot(source.ref);
-  const owner = instruction.chown ? await resolveOwner(ctx.rootDir, instruction.chown) : undefined;
+  const owner = instruction.chown ? await resolveOwner(ctx.rootDir, instruction.chown).catch((err: unknown) => { throw atLine(err, ctx.where); }) : undefined;
   const result = await copyFiles({
     where: ctx.where,
     kind: instruction.kind,
@@ -36,7 +37,7 @@ export async function executeCopy(instruction: CopyInstruction | AddInstruction,
     ...(instruction.chmod ? { chmod: instruction.chmod } : {}),
     ...(instruction.kind === 'add' && instruction.checksum ? { checksum: instruction.checksum } : {}),
     exclude: instruction.exclude,
-    sourceName: source.kind === 'context' ? 'the build context' : source.kind === 'stage' ? `stage ${source.index}` : `image ${source.ref}`,
+    ...(source.kind === 'context' ? {} : { sourceName: source.kind === 'stage' ? `stage ${source.index}` : `image ${source.ref}` }),
     ignore,
     tempDir,
     logger: ctx.logger,

@@ -5,6 +5,7 @@ import { runScriptOf, type RunInstruction } from '../../dockerfile/index.js';
 import { KilnError } from '../../util/errors.js';
 import { runCommand } from '../isolation/index.js';
 import { resolveUser } from '../users.js';
+import { atLine } from './located.js';
 import { shellOf } from './metadata.js';
 import type { StepContext, StepOutcome } from './types.js';
 
@@ -13,7 +14,10 @@ export async function executeRun(instruction: RunInstruction, ctx: StepContext):
   if (instruction.mounts.length > 0) {
     throw new KilnError('DOCKERFILE', `${ctx.where}: RUN --mount is not supported by kiln yet; copy what the step needs with COPY instead.`);
   }
-  const user = await resolveUser(ctx.rootDir, ctx.config.User ?? '');
+  const user = await resolveUser(ctx.rootDir, ctx.config.User ?? '').catch((err: unknown) => { throw atLine(err, ctx.where); });
+  // HOME from the user's passwd entry unless ENV or ARG set it, as runc (under BuildKit) and kaniko do.
+  const env = [...ctx.step.processEnv];
+  if (!env.some((entry) => entry.startsWith('HOME='))) env.push(`HOME=${user.home}`);
   const script = runScriptOf(instruction);
   let argv: string[];
   let scriptFile: string | undefined;
@@ -32,12 +36,14 @@ export async function executeRun(instruction: RunInstruction, ctx: StepContext):
     const result = await runCommand(ctx.isolation, {
       rootDir: ctx.rootDir,
       argv,
-      env: [...ctx.step.processEnv],
+      env,
       cwd: ctx.config.WorkingDir || '/',
       user,
       stdout: ctx.output.stdout,
       stderr: ctx.output.stderr,
       logger: ctx.logger,
+    }).catch((err: unknown) => {
+      throw atLine(err, ctx.where);
     });
     if (result.kind === 'signaled') {
       throw new KilnError('RUN_FAILED', `${ctx.where}: RUN was killed by ${result.signal}: ${abbreviate(instruction.original)}`);
