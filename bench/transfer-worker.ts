@@ -1,7 +1,8 @@
 // The kiln side of bench/transfer.ts, in a process of its own so that its peak RSS is
 // kiln's alone. Prints one JSON line: {"seconds":…,"bytes":…,"maxRssKiB":…}.
-//   transfer-worker.js pull HOST REPO DIGEST SIZE OUT_FILE
+//   transfer-worker.js pull HOST REPO DIGEST SIZE OUT_FILE [on|off|auto]
 //   transfer-worker.js push HOST REPO DIGEST SIZE IN_FILE
+// The last argument of pull sets RegistryClient's hashThread option (auto: its default).
 import { createReadStream, createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { RegistryClient } from '../src/registry/client.js';
@@ -13,7 +14,7 @@ const WRITE_CHUNK = 1 << 20;
 const READ_CHUNK = 1 << 20;
 
 async function main(): Promise<void> {
-  const [mode, host, repo, digest, sizeText, file] = process.argv.slice(2);
+  const [mode, host, repo, digest, sizeText, file, hashThread = 'auto'] = process.argv.slice(2);
   if ((mode !== 'pull' && mode !== 'push') || !host || !repo || !digest || !sizeText || !file) {
     throw new Error('usage: transfer-worker.js pull|push HOST REPO DIGEST SIZE FILE');
   }
@@ -21,6 +22,7 @@ async function main(): Promise<void> {
   const client = new RegistryClient({
     registry: parseRegistryOptions({ insecureRegistry: [host] }, {}),
     credentials: createCredentialStore({ env: {} }),
+    ...(hashThread === 'auto' ? {} : { hashThread: hashThread === 'on' }),
   });
   const ref = parseReference(`${host}/${repo}`);
   const started = performance.now();

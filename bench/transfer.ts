@@ -1,12 +1,14 @@
 // Blob transfer speed of kiln against curl, on one loopback registry (Debian's
 // docker-registry). Usage: node dist/bench/transfer.js pull|push [--runs N] [--size MiB]
+//   [--hash-thread on|off|auto]
 //
 // pull: the blob is uploaded once, then curl and kiln download it in turns.
 // push: curl and kiln upload it in turns, each time to a repository that has never seen it.
 // The machine is shared and noisy, so each side's best run counts. kiln runs in a child
-// process (transfer-worker.js) so that its peak RSS is its own. Times leave out process
-// start on both sides: curl's own time_total, kiln's from the client call to the last byte
-// written (or acknowledged). MB is 10^6 bytes.
+// process (transfer-worker.js) so that its peak RSS is its own. `--hash-thread on|off` sets
+// where kiln verifies a pull (RegistryClient's hashThread option); auto keeps its default.
+// Times leave out process start on both sides: curl's own time_total, kiln's from the
+// client call to the last byte written (or acknowledged). MB is 10^6 bytes.
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
@@ -30,16 +32,22 @@ interface Options {
   mode: 'pull' | 'push';
   runs: number;
   size: number;
+  hashThread: 'on' | 'off' | 'auto';
 }
 
 function parseArgs(argv: string[]): Options {
   const mode = argv[0];
-  if (mode !== 'pull' && mode !== 'push') throw new Error('usage: transfer.js pull|push [--runs N] [--size MiB]');
-  const flag = (name: string, fallback: number): number => {
+  const usage = 'usage: transfer.js pull|push [--runs N] [--size MiB] [--hash-thread on|off|auto]';
+  if (mode !== 'pull' && mode !== 'push') throw new Error(usage);
+  const flag = (name: string): string | undefined => {
     const at = argv.indexOf(name);
-    return at === -1 ? fallback : Number(argv[at + 1]);
+    return at === -1 ? undefined : argv[at + 1];
   };
-  return { mode, runs: flag('--runs', 3), size: flag('--size', 1024) * (1 << 20) };
+  const runs = Number(flag('--runs') ?? 3);
+  const size = Number(flag('--size') ?? 1024) * (1 << 20);
+  const hashThread = flag('--hash-thread') ?? 'auto';
+  if (!(runs >= 1) || !(size > 0) || (hashThread !== 'on' && hashThread !== 'off' && hashThread !== 'auto')) throw new Error(usage);
+  return { mode, runs, size, hashThread };
 }
 
 function runKiln(args: string[]): Promise<KilnRun> {
@@ -87,7 +95,7 @@ async function bench(options: Options, registry: RunningRegistry, dir: string): 
     for (const side of order) {
       if (options.mode === 'pull') {
         if (side === 'curl') curlSeconds = await curlPull(`${registry.url}/v2/bench/pull/blobs/${digest}`, target);
-        else kiln = await runKiln(['pull', registry.host, 'bench/pull', digest, size, target]);
+        else kiln = await runKiln(['pull', registry.host, 'bench/pull', digest, size, target, options.hashThread]);
         await rm(target);
       } else {
         // A repository of its own each time, and the blob deleted after, so that every PUT

@@ -68,7 +68,7 @@ export class DigestingStream extends Transform {
 
 /** Where VerifyingStream may move its hashing; see src/util/hash-worker.ts. */
 export interface VerifyingOptions {
-  hashWorker?: HashWorker;
+  hashWorker?: HashWorker | undefined;
 }
 
 /** Below this size a blob is hashed on the calling thread: handing it over would cost more. */

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { pipeline, type Readable } from 'node:stream';
 import { KilnError, isKilnError } from '../util/errors.js';
 import { HashWorker } from '../util/hash-worker.js';
@@ -39,6 +40,12 @@ export interface RegistryClientOptions {
   /** Requests in flight at once, all registries together. */
   concurrency?: number;
   userAgent?: string;
+  /**
+   * Verify large downloads on a thread of their own. That costs some CPU (a copy, the
+   * hand-over) and pays off when a core is free for it; on a busy two-core machine hashing
+   * inline was as fast or faster, so the default is a thread only with more than two cores.
+   */
+  hashThread?: boolean;
 }
 
 export interface FetchedManifest {
@@ -86,8 +93,8 @@ export class RegistryClient {
   private readonly auth: Authenticator;
   private readonly limit: ConcurrencyLimit;
   private readonly userAgent: string;
-  /** Verifies large downloads off the main thread. */
-  private readonly hashWorker = new HashWorker();
+  /** Verifies large downloads off the main thread, when enabled. */
+  private readonly hashWorker: HashWorker | undefined;
   /** Hosts found to speak plain HTTP although https was tried first. */
   private readonly plainHttpHosts = new Set<string>();
 
@@ -98,10 +105,11 @@ export class RegistryClient {
     this.userAgent = options.userAgent ?? 'kiln';
     this.auth = new Authenticator(this.transport, options.credentials, this.logger, this.userAgent);
     this.limit = new ConcurrencyLimit(concurrency);
+    if (options.hashThread ?? availableParallelism() > 2) this.hashWorker = new HashWorker();
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.transport.close(), this.hashWorker.close()]);
+    await Promise.all([this.transport.close(), this.hashWorker?.close()]);
   }
 
   /** Fetches a manifest or index, trying mirrors first for pulls; bytes are verified when the reference has a digest. */
