@@ -173,7 +173,7 @@ async function singleSnapshot(image: Image, history: History[], snapshotter: Sna
   return appendLayers(result, [{ layer: written.layer, history: { ...last, empty_layer: false } }]);
 }
 
-/** History text as BuildKit writes it, so tools that parse `created_by` read kiln's too. */
+/** History text: the instruction as written (RUN with its expanded command), marked as kiln's like BuildKit marks its own. */
 function historyText(step: StageStep): string {
   const instruction = step.expanded;
   if (instruction.kind === 'run') {
