@@ -2,6 +2,7 @@
 export * from './registry.js';
 export * from './flaky-proxy.js';
 export * from './images.js';
+export { debianLayout } from './debian.js';
 export { decodeClaims } from './jwt.js';
 export type { LoggedRequest } from './access-log.js';
 export type { TokenRequest } from './token-server.js';
