@@ -14,7 +14,6 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import {
   chmodSync,
   chownSync,
@@ -22,9 +21,7 @@ import {
   lstatSync,
   mkdirSync,
   mkdtempSync,
-  readdirSync,
   readFileSync,
-  readlinkSync,
   rmSync,
   statSync,
   symlinkSync,
@@ -44,6 +41,7 @@ import { writeLayer } from '../src/snapshot/layer-writer.js';
 import { Snapshotter } from '../src/snapshot/snapshotter.js';
 import { createLogger } from '../src/util/log.js';
 import { debianLayout, umociUnpack } from './harness/index.js';
+import { describeTree, treeDifferences, type TreeDifference } from './harness/tree.js';
 
 /** The unprivileged user the child runs as: Debian's nobody/nogroup. */
 const OUTER_ID = 65534;
@@ -165,61 +163,6 @@ function runChild(work: string, layout: { dir: string; tag: string }): Promise<{
   });
 }
 
-interface Node {
-  type: string;
-  mode: number;
-  uid: number;
-  gid: number;
-  size?: number;
-  sha256?: string;
-  link?: string;
-  rdev?: number;
-}
-
-function tree(root: string, mapId: (id: number) => number = (id) => id): Map<string, Node> {
-  const nodes = new Map<string, Node>();
-  const visit = (path: string) => {
-    const full = path === '/' ? root : join(root, path);
-    const stats = lstatSync(full);
-    const type = stats.isFile() ? 'file' : stats.isDirectory() ? 'dir' : stats.isSymbolicLink() ? 'symlink' : stats.isCharacterDevice() ? 'char' : stats.isBlockDevice() ? 'block' : stats.isFIFO() ? 'fifo' : 'other';
-    const node: Node = { type, mode: stats.mode & 0o7777, uid: mapId(stats.uid), gid: mapId(stats.gid) };
-    if (type === 'file') {
-      node.size = stats.size;
-      node.sha256 = createHash('sha256').update(readFileSync(full)).digest('hex');
-    }
-    if (type === 'symlink') node.link = readlinkSync(full);
-    if (type === 'char' || type === 'block') node.rdev = stats.rdev;
-    nodes.set(path, node);
-    if (type === 'dir') for (const name of readdirSync(full).sort()) visit(path === '/' ? '/' + name : path + '/' + name);
-  };
-  visit('/');
-  nodes.delete('/');
-  return nodes;
-}
-
-interface Difference {
-  path: string;
-  field: string;
-  layer: unknown;
-  disk: unknown;
-}
-
-function differences(layers: Map<string, Node>, disk: Map<string, Node>): Difference[] {
-  const found: Difference[] = [];
-  for (const path of [...new Set([...layers.keys(), ...disk.keys()])].sort()) {
-    const a = layers.get(path);
-    const b = disk.get(path);
-    if (a === undefined || b === undefined) {
-      found.push({ path, field: 'exists', layer: a !== undefined, disk: b !== undefined });
-      continue;
-    }
-    for (const field of ['type', 'mode', 'uid', 'gid', 'size', 'sha256', 'link', 'rdev'] as const) {
-      if (a[field] !== b[field]) found.push({ path, field, layer: a[field], disk: b[field] });
-    }
-  }
-  return found;
-}
-
 const EXPECTED_CHANGES: ChangeSet = {
   changed: [
     '/etc/debian_version',
@@ -285,25 +228,25 @@ if (process.env[CHILD_ENV] === '1') {
 
     // Every path kiln made belongs to the user it ran as.
     const root = join(work, 'root');
-    const outer = tree(root);
+    const outer = describeTree(root);
     const foreign = [...outer].filter(([, node]) => node.uid !== OUTER_ID || node.gid !== OUTER_ID).map(([path]) => path);
     assert.deepEqual(foreign, []);
 
     const bundle = join(work, 'bundle');
     await umociUnpack(join(work, 'layout'), 'snapshot', bundle);
     const ignore = await IgnoreList.create({ rootDir: root });
-    const layers = new Map([...tree(join(bundle, 'rootfs'))].filter(([path]) => !ignore.isIgnored(path)));
+    const layers = new Map([...describeTree(join(bundle, 'rootfs'))].filter(([path]) => !ignore.isIgnored(path)));
     // Seen from inside the namespace, kiln's files are root's: compare them that way.
-    const disk = tree(root, (id) => (id === OUTER_ID ? 0 : id));
+    const disk = describeTree(root, (id) => (id === OUTER_ID ? 0 : id));
     // Exactly the owners the base image gives to others than root differ; nothing else.
-    const expected: Difference[] = [];
+    const expected: TreeDifference[] = [];
     for (const [path, node] of layers) {
       if (node.uid !== 0) expected.push({ path, field: 'uid', layer: node.uid, disk: 0 });
       if (node.gid !== 0) expected.push({ path, field: 'gid', layer: node.gid, disk: 0 });
     }
     t.diagnostic(`owners kiln could not set: ${expected.map((d) => `${d.path} ${d.field} ${String(d.layer)}`).join(', ')}`);
     assert.ok(expected.some((d) => d.path === '/etc/shadow' && d.field === 'gid' && d.layer === 42), 'the Debian base has /etc/shadow in group shadow');
-    assert.deepEqual(differences(layers, disk), expected);
+    assert.deepEqual(treeDifferences(layers, disk), expected);
     // Special modes survive even where the owner could not.
     assert.equal(disk.get('/usr/bin/chage')?.mode, 0o2755);
     assert.equal(disk.get('/usr/bin/passwd')?.mode, 0o4755);

@@ -20,7 +20,6 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
-  readlinkSync,
   rmSync,
   statSync,
   symlinkSync,
@@ -42,6 +41,7 @@ import { writeLayer } from '../src/snapshot/layer-writer.js';
 import { Snapshotter } from '../src/snapshot/snapshotter.js';
 import { KilnError } from '../src/util/errors.js';
 import { debianLayout, umociUnpack } from './harness/index.js';
+import { describeTree, treeDifferences, type TreeDifference, type TreeNode } from './harness/tree.js';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -71,67 +71,8 @@ function workDir(t: TestContext, label: string): string {
 
 const sha256 = (bytes: Buffer | string): string => createHash('sha256').update(bytes).digest('hex');
 
-/** What is compared for every path. Times are not: a layer carries mtimes, umoci sets atimes. */
-interface Node {
-  type: string;
-  mode: number;
-  uid: number;
-  gid: number;
-  size?: number;
-  sha256?: string;
-  link?: string;
-  rdev?: number;
-}
-
-function tree(root: string): Map<string, Node> {
-  const nodes = new Map<string, Node>();
-  const visit = (path: string) => {
-    const full = path === '/' ? root : join(root, path);
-    const stats = lstatSync(full);
-    const type = stats.isFile() ? 'file' : stats.isDirectory() ? 'dir' : stats.isSymbolicLink() ? 'symlink' : stats.isCharacterDevice() ? 'char' : stats.isBlockDevice() ? 'block' : stats.isFIFO() ? 'fifo' : 'other';
-    const node: Node = { type, mode: stats.mode & 0o7777, uid: stats.uid, gid: stats.gid };
-    if (type === 'file') {
-      node.size = stats.size;
-      node.sha256 = sha256(readFileSync(full));
-    }
-    if (type === 'symlink') node.link = readlinkSync(full);
-    if (type === 'char' || type === 'block') node.rdev = stats.rdev;
-    nodes.set(path, node);
-    if (type === 'dir') for (const name of readdirSync(full).sort()) visit(path === '/' ? '/' + name : path + '/' + name);
-  };
-  visit('/');
-  // umoci gives its bundle's root directory its own mode; the root is not a layer entry anyway.
-  nodes.delete('/');
-  return nodes;
-}
-
-/** One field of one path where what the layers say (umoci's unpack) and the disk differ. */
-interface Difference {
-  path: string;
-  field: string;
-  layer: unknown;
-  disk: unknown;
-}
-
-function differences(layers: Map<string, Node>, disk: Map<string, Node>): Difference[] {
-  const found: Difference[] = [];
-  const paths = [...new Set([...layers.keys(), ...disk.keys()])].sort();
-  for (const path of paths) {
-    const a = layers.get(path);
-    const b = disk.get(path);
-    if (a === undefined || b === undefined) {
-      found.push({ path, field: 'exists', layer: a !== undefined, disk: b !== undefined });
-      continue;
-    }
-    for (const field of ['type', 'mode', 'uid', 'gid', 'size', 'sha256', 'link', 'rdev'] as const) {
-      if (a[field] !== b[field]) found.push({ path, field, layer: a[field], disk: b[field] });
-    }
-  }
-  return found;
-}
-
 /** Drops what `ignore` covers from umoci's tree: kiln never extracts those paths. */
-function withoutIgnored(nodes: Map<string, Node>, ignore: IgnoreList): Map<string, Node> {
+function withoutIgnored(nodes: Map<string, TreeNode>, ignore: IgnoreList): Map<string, TreeNode> {
   return new Map([...nodes].filter(([path]) => !ignore.isIgnored(path)));
 }
 
@@ -196,8 +137,8 @@ function changeTree(root: string): StepFacts {
 }
 
 /** The README's "what it can miss", for this scenario. */
-function documentedMisses(mode: SnapshotMode, facts: StepFacts): Difference[] {
-  const edit: Difference = { path: '/etc/debian_version', field: 'sha256', layer: facts.editedBefore, disk: facts.editedAfter };
+function documentedMisses(mode: SnapshotMode, facts: StepFacts): TreeDifference[] {
+  const edit: TreeDifference = { path: '/etc/debian_version', field: 'sha256', layer: facts.editedBefore, disk: facts.editedAfter };
   switch (mode) {
     case 'full':
       return [];
@@ -277,11 +218,11 @@ async function snapshotScenario(t: TestContext, mode: SnapshotMode): Promise<voi
   await umociUnpack(out, 'snapshot', bundle);
   const unpacked = join(bundle, 'rootfs');
 
-  const layers = tree(unpacked);
+  const layers = describeTree(unpacked);
   // Device nodes of the base are under /dev, which kiln leaves out: check they were there.
   assert.equal(layers.get('/dev/null')?.type, 'char');
   assert.equal(layers.get('/var/run')?.link, '/run');
-  const found = differences(withoutIgnored(layers, ignore), tree(root));
+  const found = treeDifferences(withoutIgnored(layers, ignore), describeTree(root));
   assert.deepEqual(found, documentedMisses(mode, facts));
 
   // What the comparison cannot show: the new hardlink pair is still one file.
