@@ -4,6 +4,7 @@ import { hideBin } from 'yargs/helpers';
 import { KilnError, describeError } from '../src/util/errors.js';
 import { buildCommand } from './commands/build.js';
 import { copyCommand } from './commands/copy.js';
+import { warmCommand } from './commands/warm.js';
 
 /** Exit status: 1 for a failed job, 2 for a command line kiln cannot run. */
 const EXIT_FAILURE = 1;
@@ -18,7 +19,8 @@ export async function main(argv: string[]): Promise<number> {
     .parserConfiguration({ 'boolean-negation': false, 'camel-case-expansion': false })
     .command(buildCommand as never)
     .command(copyCommand as never)
-    .demandCommand(1, 'name a command: kiln build or kiln copy (kiln --help lists them)')
+    .command(warmCommand as never)
+    .demandCommand(1, 'name a command: kiln build, kiln copy or kiln warm (kiln --help lists them)')
     .strict()
     .help()
     .version(false)

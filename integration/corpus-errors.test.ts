@@ -130,9 +130,9 @@ test('command line: an unknown flag, and a kaniko flag kiln does not support yet
   assertOneError(result);
   assert.match(result.errors[0]!, /--no-such-flag/);
 
-  result = await corpus.build(['--context', dir, '--destination', corpus.ref('corpus/cli:1'), '--cache=true']);
+  result = await corpus.build(['--context', dir, '--destination', corpus.ref('corpus/cli:1'), '--use-new-run']);
   assertOneError(result);
-  assert.match(result.errors[0]!, /--cache\b/);
+  assert.match(result.errors[0]!, /--use-new-run\b/);
   assert.match(result.errors[0]!, /not support/);
   assert.ok(!(await corpus.exists('corpus/cli:1')));
 });

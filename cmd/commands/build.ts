@@ -10,7 +10,9 @@ import type { Compression } from '../../src/oci/mediatypes.js';
 import { hostPlatform, parsePlatform } from '../../src/oci/platform.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { createCredentialStore } from '../../src/registry/credentials.js';
-import { parseReference } from '../../src/registry/reference.js';
+import { parseReference, type Reference } from '../../src/registry/reference.js';
+import { defaultCacheRepo, parseCacheRepo } from '../../src/cache/open.js';
+import { parseDurationFlag } from '../../src/util/duration.js';
 import { SNAPSHOT_MODES, type SnapshotMode } from '../../src/snapshot/hasher.js';
 import { KilnError } from '../../src/util/errors.js';
 import { loggerFromArgs, withLoggingOptions, type LoggingArgs } from '../options/logging.js';
@@ -19,6 +21,7 @@ import { registryOptionsFromArgs, withRegistryOptions, type RegistryArgs } from 
 interface BuildArgs extends LoggingArgs, RegistryArgs {
   context: string;
   'context-sub-path'?: string;
+  git?: string[];
   dockerfile: string;
   destination: string[];
   'no-push': boolean;
@@ -44,21 +47,32 @@ interface BuildArgs extends LoggingArgs, RegistryArgs {
   isolation?: 'none' | 'chroot';
   'root-dir'?: string;
   force: boolean;
+  cache: boolean;
+  'cache-repo'?: string;
+  'cache-ttl': string;
+  'cache-run-layers': boolean;
+  'cache-copy-layers': boolean;
+  'no-push-cache': boolean;
+  'compressed-caching': boolean;
+  'cache-dir'?: string;
+  'cache-explain': boolean;
 }
 
 const GROUP = 'Build:';
 const OUTPUT = 'Output:';
 
 /** kaniko flags kiln knows but does not implement yet: refused by name, never silently ignored. */
-const NOT_YET_SUPPORTED = ['cache', 'cache-repo', 'cache-dir', 'cache-ttl', 'cache-run-layers', 'cache-copy-layers', 'no-push-cache', 'compressed-caching', 'use-new-run', 'git', 'push-ignore-immutable-tag-errors', 'bucket'];
+const NOT_YET_SUPPORTED = ['use-new-run', 'push-ignore-immutable-tag-errors', 'bucket'];
+const CACHE = 'Cache:';
 
 export const buildCommand = {
   command: 'build',
   describe: "Build a Dockerfile into an image (kaniko's executor)",
   builder: (argv: Argv) => {
     let chain = withRegistryOptions(withLoggingOptions(argv))
-      .option('context', { alias: 'c', type: 'string', default: '/workspace/', describe: 'Build context: a directory, dir://DIR, tar://FILE.tar.gz or tar://stdin', group: GROUP })
+      .option('context', { alias: 'c', type: 'string', default: '/workspace/', describe: 'Build context: a directory, dir://DIR, tar://FILE.tar.gz, tar://stdin, an http(s) URL of a .tar.gz, or a git repository (git://HOST/REPO.git#REF, https://HOST/REPO.git#REF:DIR)', group: GROUP })
       .option('context-sub-path', { type: 'string', describe: 'A sub-directory of the context to use as the context', group: GROUP })
+      .option('git', { type: 'string', array: true, describe: 'Git context options: branch=B,single-branch=BOOL,recurse-submodules=BOOL,insecure-skip-tls=BOOL', group: GROUP })
       .option('dockerfile', { alias: 'f', type: 'string', default: 'Dockerfile', describe: 'The Dockerfile, relative to the context or absolute', group: GROUP })
       .option('destination', { alias: 'd', type: 'string', array: true, default: [], describe: 'Image to push to (repeatable)', group: OUTPUT })
       .option('no-push', { type: 'boolean', default: false, describe: 'Build without pushing', group: OUTPUT })
@@ -83,7 +97,16 @@ export const buildCommand = {
       .option('kaniko-dir', { type: 'string', default: process.env.KANIKO_DIR ?? '/kaniko', describe: "The executor's own directory, never part of an image", group: GROUP })
       .option('isolation', { choices: ['none', 'chroot'] as const, describe: 'How RUN is isolated (default: none inside the executor image, chroot elsewhere)', group: GROUP })
       .option('root-dir', { type: 'string', describe: 'Where stage root filesystems go with --isolation=chroot (default: a temporary directory)', group: GROUP })
-      .option('force', { type: 'boolean', default: false, describe: 'Build outside a container (accepted for compatibility)', group: GROUP });
+      .option('force', { type: 'boolean', default: false, describe: 'Build outside a container (accepted for compatibility)', group: GROUP })
+      .option('cache', { type: 'boolean', default: false, describe: 'Reuse layers of earlier builds from --cache-repo, and store new ones there', group: CACHE })
+      .option('cache-repo', { type: 'string', describe: 'Registry repository of the layer cache, or oci:/path for a local OCI layout (default: <first destination>/cache)', group: CACHE })
+      .option('cache-ttl', { type: 'string', default: '336h', describe: 'How long a cached layer is used (Go duration: 336h, 90m)', group: CACHE })
+      .option('cache-run-layers', { type: 'boolean', default: true, describe: 'Cache the layers of RUN steps', group: CACHE })
+      .option('cache-copy-layers', { type: 'boolean', default: false, describe: 'Cache the layers of COPY and ADD steps', group: CACHE })
+      .option('no-push-cache', { type: 'boolean', default: false, describe: 'Look layers up in the cache, but store none', group: CACHE })
+      .option('compressed-caching', { type: 'boolean', default: true, describe: 'Accepted for compatibility: kiln streams cached layers and never holds them in memory', group: CACHE })
+      .option('cache-dir', { type: 'string', describe: "Directory of base images stored by 'kiln warm'; FROM looks there before the registry", group: CACHE })
+      .option('cache-explain', { type: 'boolean', default: false, describe: "Print every step's cache key and the inputs it is made of", group: CACHE });
     for (const flag of NOT_YET_SUPPORTED) chain = chain.option(flag, { hidden: true });
     return chain;
   },
@@ -94,7 +117,7 @@ export const buildCommand = {
       }
     }
     const logger = loggerFromArgs(args);
-    const context = await prepareContext(args.context, args['context-sub-path'], args['root-dir'] ?? tmpdir(), process.stdin, logger);
+    const context = await prepareContext(args.context, args['context-sub-path'], args['root-dir'] ?? tmpdir(), process.stdin, logger, { git: args.git });
     const client = new RegistryClient({ registry: registryOptionsFromArgs(args, process.env), credentials: createCredentialStore({ logger }), logger, userAgent: 'kiln' });
     try {
       const options = buildOptionsFromArgs(args, context.dir);
@@ -155,7 +178,28 @@ function buildOptionsFromArgs(args: BuildArgs, contextDir: string): BuildOptions
     cleanup: args.cleanup,
     pushRetry: args['push-retry'],
     imageDownloadRetry: args['image-download-retry'],
+    ...cacheOptionsFromArgs(args, destinations),
   };
+}
+
+function cacheOptionsFromArgs(args: BuildArgs, destinations: readonly Reference[]): Pick<BuildOptions, 'cache' | 'baseImageCache'> {
+  const ttlMs = parseDurationFlag('cache-ttl', args['cache-ttl']);
+  const options: Pick<BuildOptions, 'cache' | 'baseImageCache'> = {};
+  if (args['cache-dir']) options.baseImageCache = { dir: resolve(args['cache-dir']), ttlMs };
+  if (!args.cache) return options;
+  const first = destinations[0];
+  const repo = args['cache-repo'] ?? (first ? defaultCacheRepo(first) : undefined);
+  if (repo === undefined) throw new KilnError('USAGE', '--cache needs --cache-repo when there is no --destination to derive it from.');
+  parseCacheRepo(repo);
+  options.cache = {
+    repo,
+    ttlMs,
+    runLayers: args['cache-run-layers'],
+    copyLayers: args['cache-copy-layers'],
+    push: !args['no-push-cache'],
+    explain: args['cache-explain'],
+  };
+  return options;
 }
 
 function parseBuildArgs(values: readonly string[]): Map<string, string | undefined> {

@@ -15,6 +15,7 @@ import { fetchRemoteImage } from '../../src/registry/remote.js';
 import { formatReference, parseReference, type Reference } from '../../src/registry/reference.js';
 import { loggerFromArgs, withLoggingOptions, type LoggingArgs } from '../options/logging.js';
 import { registryOptionsFromArgs, withRegistryOptions, type RegistryArgs } from '../options/registry.js';
+import { formatBytes } from '../../src/util/format.js';
 
 interface CopyArgs extends LoggingArgs, RegistryArgs {
   source: string;
@@ -110,9 +111,4 @@ function parseDestination(text: string): Reference {
   const ref = parseReference(text);
   if (ref.digest && !ref.tag) throw new KilnError('USAGE', `destination ${text} names a digest; give a tag to push to.`);
   return ref;
-}
-
-function formatBytes(bytes: number): string {
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
-  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }

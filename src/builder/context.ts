@@ -1,12 +1,16 @@
-import { createReadStream, existsSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { PassThrough, type Readable } from 'node:stream';
-import { decompress, detectCompression } from '../oci/compression.js';
-import { extractLayer } from '../snapshot/extract.js';
-import { IgnoreList } from '../snapshot/ignore.js';
+import { isAbsolute, join, resolve } from 'node:path';
+import type { Readable } from 'node:stream';
 import { KilnError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
+import type { Fetch } from './copy/types.js';
+import { downloadContext } from './context/download.js';
+import { cloneGitContext } from './context/git.js';
+import { parseGitFlag } from './context/git-options.js';
+import { redactUrl } from './context/redact.js';
+import { parseContextSource } from './context/source.js';
+import { openTarFile, unpackContext } from './context/tar.js';
 
 /** A build context as a directory on this machine, and how to remove it when kiln made it. */
 export interface PreparedContext {
@@ -14,69 +18,67 @@ export interface PreparedContext {
   dispose(): Promise<void>;
 }
 
+export interface ContextExtras {
+  /** kaniko's --git values: `branch=B,single-branch=BOOL,recurse-submodules=BOOL,insecure-skip-tls=BOOL`. */
+  git?: readonly string[] | string | undefined;
+  /** Where GIT_PULL_METHOD, GIT_TOKEN, GIT_USERNAME and GIT_PASSWORD are read; default process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** How a remote tar context is downloaded; default undici, proxies honoured. */
+  fetch?: Fetch;
+}
+
 /**
- * kaniko's --context forms: a path or `dir://PATH` is used where it is; `tar://PATH` (a
- * .tar or .tar.gz file) and `tar://stdin` are unpacked into a temporary directory first.
+ * kaniko's --context forms (see context/source.ts): a local directory is used where it is;
+ * archives are unpacked and git repositories cloned into a scratch directory under `workDir`,
+ * which dispose() removes.
  */
-export async function prepareContext(context: string, subPath: string | undefined, workDir: string, stdin: Readable, logger: Logger): Promise<PreparedContext> {
-  if (context.startsWith('tar://')) {
-    const source = context.slice('tar://'.length);
-    const dir = await mkdtemp(join(workDir, 'kiln-context-'));
-    const dispose = () => rm(dir, { recursive: true, force: true });
-    try {
-      const input = source === 'stdin' ? stdin : openTarFile(source, context);
-      await extractLayer(await uncompressed(input), { rootDir: dir, ignore: IgnoreList.of([]), whiteouts: false, name: `the context ${context}`, logger });
-      return { dir: checkedDir(join(dir, subPath ?? ''), context), dispose };
-    } catch (err) {
-      await dispose();
-      throw err;
+export async function prepareContext(context: string, subPath: string | undefined, workDir: string, stdin: Readable, logger: Logger, extras: ContextExtras = {}): Promise<PreparedContext> {
+  const env = extras.env ?? process.env;
+  const shown = redactUrl(context);
+  const gitOptions = parseGitFlag(extras.git);
+  const source = parseContextSource(context, env);
+  if (source.kind !== 'git' && extras.git !== undefined && extras.git.length > 0) logger.warn(`--git applies to git contexts only; ${shown} is not one, so it is ignored`);
+  if (source.kind === 'dir') {
+    return { dir: checkedDir(resolve(source.path, subPath ?? ''), shown, resolve(source.path, subPath ?? '')), dispose: async () => undefined };
+  }
+  const scratch = await mkdtemp(join(workDir, 'kiln-context-'));
+  const dispose = () => rm(scratch, { recursive: true, force: true });
+  try {
+    const root = join(scratch, 'context');
+    switch (source.kind) {
+      case 'tar-stdin':
+        await unpackContext(stdin, root, shown, logger);
+        break;
+      case 'tar-file':
+        await unpackContext(openTarFile(source.path, shown), root, shown, logger);
+        break;
+      case 'tar-url': {
+        // Beside the context directory, never inside it, so it is not part of what is built.
+        const file = join(scratch, 'context.tar');
+        await downloadContext(source.url, file, shown, logger, extras.fetch);
+        await unpackContext(openTarFile(file, shown), root, shown, logger);
+        await rm(file, { force: true });
+        break;
+      }
+      case 'git':
+        await cloneGitContext(source, gitOptions, root, shown, env, logger);
+        break;
     }
+    const inside = join(source.kind === 'git' ? (source.subDir ?? '') : '', subPath ?? '');
+    // What kiln unpacked or cloned is all the context there is: a sub-path cannot climb out of it.
+    if (inside === '..' || inside.startsWith('../') || isAbsolute(inside)) {
+      throw new KilnError('USAGE', `--context-sub-path ${subPath} leaves the context ${shown}; name a directory inside it.`);
+    }
+    return { dir: checkedDir(join(root, inside), shown, inside === '' ? 'its top directory' : inside), dispose };
+  } catch (err) {
+    await dispose();
+    throw err;
   }
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(context) && !context.startsWith('dir://')) {
-    throw new KilnError('USAGE', `--context ${context}: kiln supports a directory (PATH or dir://PATH) and tar://PATH or tar://stdin contexts so far.`);
-  }
-  return { dir: checkedDir(resolve(context.replace(/^dir:\/\//, ''), subPath ?? ''), context), dispose: async () => undefined };
 }
 
-function openTarFile(path: string, context: string): Readable {
-  if (!existsSync(path)) throw new KilnError('USAGE', `--context ${context}: ${path} does not exist.`);
-  return createReadStream(path, { highWaterMark: 1 << 20 });
-}
-
-/** Plain or gzip-compressed tar, told apart by the first bytes rather than the file name. */
-async function uncompressed(input: Readable): Promise<Readable> {
-  const head = await firstBytes(input);
-  const output = new PassThrough({ highWaterMark: 1 << 20 });
-  const compression = detectCompression(head);
-  const stage = compression === 'none' ? output : decompress(compression);
-  if (stage !== output) stage.pipe(output);
-  stage.on('error', (err) => output.destroy(err));
-  input.on('error', (err) => output.destroy(err));
-  stage.write(head);
-  input.pipe(stage);
-  return output;
-}
-
-function firstBytes(input: Readable): Promise<Buffer> {
-  return new Promise((resolveHead, reject) => {
-    const onReadable = () => {
-      const chunk = input.read() as Buffer | null;
-      if (chunk === null) return;
-      input.off('readable', onReadable);
-      input.off('error', reject);
-      input.off('end', onEnd);
-      resolveHead(chunk);
-    };
-    const onEnd = () => resolveHead(Buffer.alloc(0));
-    input.on('readable', onReadable);
-    input.once('error', reject);
-    input.once('end', onEnd);
-  });
-}
-
-function checkedDir(dir: string, context: string): string {
+function checkedDir(dir: string, shown: string, named: string): string {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
-    throw new KilnError('USAGE', `--context ${context}: ${dir} is not a directory.`);
+    throw new KilnError('USAGE', `--context ${shown}: ${named} is not a directory.`);
   }
   return dir;
 }

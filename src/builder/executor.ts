@@ -1,11 +1,18 @@
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
-import { createIgnoreMatcher, parseDockerfile, resolveStages, type BuildPlan, type IgnoreMatcher, type StageInput } from '../dockerfile/index.js';
+import { openBaseImageCache, type BaseImageCache } from '../cache/base-images.js';
+import { formatExplain } from '../cache/key.js';
+import { NOT_CACHED } from '../cache/lookup.js';
+import { openLayerCache } from '../cache/open.js';
+import type { LayerCache, ProbeResult, StepKey } from '../cache/types.js';
+import { createIgnoreMatcher, parseDockerfile, planStage, resolveStages, type BuildPlan, type IgnoreMatcher, type StagePlan, type StageStep } from '../dockerfile/index.js';
 import type { Image } from '../oci/image.js';
 import { emptyImage, setContainerConfig, setCreated, zeroTimes } from '../oci/mutate.js';
-import { hostPlatform, parsePlatform } from '../oci/platform.js';
+import { formatPlatform, hostPlatform, parsePlatform } from '../oci/platform.js';
+import type { Platform } from '../oci/types.js';
 import type { RegistryClient } from '../registry/client.js';
 import type { PushResult } from '../registry/push.js';
 import { parseReference } from '../registry/reference.js';
@@ -17,10 +24,12 @@ import type { Logger } from '../util/log.js';
 import { retryOperation } from '../util/retry.js';
 import type { CopySources } from './commands/copy.js';
 import { atLine } from './commands/located.js';
-import { chrootIsolation, noneIsolation } from './isolation/index.js';
-import type { BuildOptions } from './options.js';
+import { EXECUTOR_MARKER, chrootIsolation, noneIsolation } from './isolation/index.js';
+import { wipeRoot } from './isolation/wipe.js';
+import { stageKeys, stageStartKey, type PlannedKey, type StageStart } from './cache-keys.js';
+import type { BuildOptions, CacheOptions } from './options.js';
 import { writeOutputs } from './outputs.js';
-import { buildStage, type StageEnvironment, type StageResult, type StepReport } from './stage.js';
+import { buildStage, stepsToRun, type StageCache, type StageEnvironment, type StageResult, type StepReport } from './stage.js';
 
 export interface BuildResult {
   image: Image;
@@ -35,62 +44,229 @@ export interface BuildDependencies {
 }
 
 /**
- * One build: the Dockerfile planned into stages, each needed stage built on its base, then the
- * target stage's image written to every output. Nothing is pushed unless every step succeeded.
+ * One build: the Dockerfile planned into stages, every step's cache key computed and looked
+ * up before anything runs, then the target stage built; an earlier stage is built only when
+ * a later one needs its image or files. Nothing is pushed unless every step succeeded.
  */
 export async function executeBuild(options: BuildOptions, deps: BuildDependencies): Promise<BuildResult> {
   const { logger, client } = deps;
   const plan = await planBuild(options);
   const stagesToBuild = options.skipUnusedStages ? plan.required : plan.stages.slice(0, plan.target + 1).map((stage) => stage.index);
-  if (options.isolation === 'none' && stagesToBuild.length > 1) {
-    throw new KilnError('USAGE', `building ${stagesToBuild.length} stages with --isolation=none is not supported yet; use --isolation=chroot or --skip-unused-stages.`);
+  const inPlace = options.isolation === 'none';
+  if (inPlace && stagesToBuild.length > 1 && !existsSync(join(options.kanikoDir, EXECUTOR_MARKER))) {
+    throw new KilnError('USAGE', `building ${stagesToBuild.length} stages with --isolation=none empties / between stages, which kiln does only inside its executor image; use --isolation=chroot or --skip-unused-stages.`);
   }
-  const scratchBase = options.rootDir ?? tmpdir();
+  // With --isolation none, `/` is the image: kiln's own files live in the executor's directory.
+  const scratchBase = options.rootDir ?? (inPlace ? options.kanikoDir : tmpdir());
   await mkdir(scratchBase, { recursive: true });
   const workDir = await mkdtemp(join(scratchBase, 'kiln-build-'));
-  const results = new Map<number, StageResult>();
+  if (options.cache && options.singleSnapshot) logger.warn('--cache is off with --single-snapshot: a stage\'s one layer has no per-step key.');
+  const cache = options.cache && !options.singleSnapshot
+    ? openLayerCache(options.cache.repo, { client, ttlMs: options.cache.ttlMs, push: options.cache.push, logger })
+    : undefined;
+  const results = new Map<number, Promise<StageResult>>();
+  /** --isolation none: whether a stage has filled `/` already. */
+  let slashInUse = false;
+  const roots = new Map<number, Promise<string>>();
   try {
     const ignore = await IgnoreList.create({
-      rootDir: options.isolation === 'none' ? '/' : workDir,
+      rootDir: inPlace ? '/' : workDir,
       kanikoDir: options.kanikoDir,
       ignoreVarRun: options.ignoreVarRun,
-      ignorePaths: options.ignorePaths,
+      ignorePaths: inPlace ? [...options.ignorePaths, workDir] : options.ignorePaths,
     });
+    const images = new ImageSource(options, deps, options.baseImageCache ? await openBaseImageCache(options.baseImageCache.dir, { ttlMs: options.baseImageCache.ttlMs, logger }) : undefined);
+    const stageRoot = async (index: number): Promise<string> => {
+      await stageResult(index);
+      let root = roots.get(index);
+      if (!root) {
+        // The stage's own root is gone, or was never made (its steps came from the cache).
+        root = (async () => {
+          const dir = await mkdtemp(join(workDir, `stage-${index}-`));
+          await extractImage((await stageResult(index)).image, { rootDir: dir, ignore, spoolDir: workDir, logger });
+          return dir;
+        })();
+        roots.set(index, root);
+      }
+      return root;
+    };
     const env: StageEnvironment = {
       options,
       plan,
       ignore,
-      isolation: options.isolation === 'none' ? noneIsolation() : chrootIsolation(),
+      isolation: inPlace ? noneIsolation() : chrootIsolation(),
       logger,
       output: deps.output,
       workDir,
-      sources: copySources(options, results, await loadDockerignore(options), workDir, ignore, deps),
+      sources: copySources(options, stageRoot, images, await loadDockerignore(options), workDir, ignore, logger),
     };
+    const stagePlans = await planStages(plan, stagesToBuild, images, options);
+    const caching = cache ? await lookUpStages(cache, stagePlans, options.cache!, env, images) : new Map<number, StageCache>();
     const lastUse = lastUseOfRoots(plan, stagesToBuild);
-    const pulled = new Map<string, Promise<Image>>();
-    for (const index of stagesToBuild) {
-      const { base, input } = await stageBase(plan, index, results, options, deps, pulled);
-      const rootDir = options.isolation === 'none' ? '/' : undefined;
-      results.set(index, await buildStage(env, index, base, input, rootDir));
-      // A stage's files are kept exactly as long as a later stage may still COPY --from them.
-      for (const [stage, last] of lastUse) {
-        if (last === index && options.isolation !== 'none') await rm(results.get(stage)!.rootDir, { recursive: true, force: true });
+
+    const stageResult = (index: number): Promise<StageResult> => {
+      let result = results.get(index);
+      if (!result) {
+        result = (async () => {
+          const stage = plan.stages[index]!;
+          const base = stage.base.kind === 'stage' ? (await stageResult(stage.base.index)).image : stagePlans.get(index)!.base;
+          const stagePlan = stagePlans.get(index)!.plan;
+          const stageCache = caching.get(index);
+          if (stageCache) await reportMisses(stageCache, logger);
+          if (inPlace) {
+            // `/` holds one stage at a time: files this stage copies from others are set aside first.
+            const toRun = stepsToRun(stagePlan, stageCache);
+            for (const [i, step] of stagePlan.steps.entries()) {
+              if (toRun[i] && step.source?.kind === 'stage') await stageRoot(step.source.index);
+            }
+          }
+          const built = await buildStage(env, index, base, stagePlan, {
+            ...(inPlace ? { rootDir: '/', prepareRoot: async () => {
+              if (slashInUse) await wipeRoot('/', ignore);
+              slashInUse = true;
+            } } : {}),
+            ...(stageCache ? { cache: stageCache } : {}),
+          });
+          if (built.rootDir && !inPlace) roots.set(index, Promise.resolve(built.rootDir));
+          // A stage's files are kept exactly as long as a later stage may still COPY --from them.
+          if (!inPlace) {
+            for (const [stage, last] of lastUse) {
+              const root = last === index ? roots.get(stage) : undefined;
+              if (!root) continue;
+              roots.delete(stage);
+              await rm(await root, { recursive: true, force: true });
+            }
+          }
+          return built;
+        })();
+        results.set(index, result);
       }
+      return result;
+    };
+    // With the cache, a stage the target depends on is built only if the target needs it:
+    // a COPY --from that hits the cache needs nothing of the stage it names.
+    const dependencies = new Set(plan.required.filter((index) => index !== plan.target));
+    for (const index of stagesToBuild) {
+      if (!(cache && dependencies.has(index))) await stageResult(index);
     }
-    let image = results.get(plan.target)!.image;
+    let image = (await stageResult(plan.target)).image;
     if (options.labels.size > 0) {
       image = setContainerConfig(image, (config) => ({ ...config, Labels: { ...(config.Labels ?? {}), ...Object.fromEntries(options.labels) } }));
     }
     image = options.reproducible ? zeroTimes(image) : setCreated(image, new Date());
-    const pushed = await writeOutputs(image, options, client, logger);
+    const pushed = await writeOutputs(image, options, client, logger, cache ? (digest) => cache.blobLocation(digest) : undefined);
+    const built = [...results.keys()].sort((a, b) => a - b);
     return {
       image,
       pushed,
-      stages: stagesToBuild.map((index) => ({ index, ...(plan.stages[index]!.name ? { name: plan.stages[index]!.name } : {}), steps: results.get(index)!.steps })),
+      stages: await Promise.all(built.map(async (index) => ({ index, ...(plan.stages[index]!.name ? { name: plan.stages[index]!.name } : {}), steps: (await results.get(index)!).steps }))),
     };
   } finally {
+    await cache?.settle();
     await rm(workDir, { recursive: true, force: true }).catch((err: unknown) => logger.warn(`could not remove ${workDir}: ${describeError(err)}`));
   }
+}
+
+interface PlannedStage {
+  /** The base image; for a stage built on an earlier stage, that stage's image is used instead. */
+  base: Image;
+  plan: StagePlan;
+  start: StageStart;
+}
+
+/** Every stage's steps, planned before anything runs: a Dockerfile error stops the build before any work. */
+async function planStages(plan: BuildPlan, stages: readonly number[], images: ImageSource, options: BuildOptions): Promise<Map<number, PlannedStage>> {
+  const planned = new Map<number, PlannedStage>();
+  for (const index of stages) {
+    const stage = plan.stages[index]!;
+    const platform = stage.platform ? parsePlatform(stage.platform) : options.platform;
+    switch (stage.base.kind) {
+      case 'scratch': {
+        const base = emptyImage(platform, options.flavor);
+        planned.set(index, { base, plan: planStage(plan, index, { kind: 'image', env: null, onBuild: null }), start: { kind: 'scratch', platform: formatPlatform(platform) } });
+        break;
+      }
+      case 'stage': {
+        const earlier = planned.get(stage.base.index);
+        if (!earlier) throw new KilnError('INTERNAL', `stage ${index} needs stage ${stage.base.index}, which is not planned`);
+        planned.set(index, { base: earlier.base, plan: planStage(plan, index, { kind: 'stage', exit: earlier.plan.exit }), start: { kind: 'stage', key: '' } });
+        break;
+      }
+      case 'image': {
+        const base = await images.base(stage.base.ref, platform).catch((err: unknown) => {
+          throw atLine(err, `${options.dockerfileName}:${stage.from.line}`);
+        });
+        const config = base.config.config ?? {};
+        planned.set(index, { base, plan: planStage(plan, index, { kind: 'image', env: config.Env ?? null, onBuild: config.OnBuild ?? null }), start: { kind: 'image', digest: base.digest } });
+        break;
+      }
+    }
+  }
+  return planned;
+}
+
+/** Computes every stage's keys and looks them all up at once. */
+async function lookUpStages(cache: LayerCache, stages: Map<number, PlannedStage>, cacheOptions: CacheOptions, env: StageEnvironment, images: ImageSource): Promise<Map<number, StageCache>> {
+  const { options, plan, logger } = env;
+  const layerFormat = `${options.compression}${options.compressionLevel !== undefined ? `-${options.compressionLevel}` : ''}${options.reproducible ? ' reproducible' : ''}`;
+  const finalKeys = new Map<number, string>();
+  const keysByStage = new Map<number, PlannedKey[]>();
+  for (const [index, stage] of stages) {
+    const base = plan.stages[index]!.base;
+    const start = base.kind === 'stage' ? { kind: 'stage' as const, key: finalKeys.get(base.index)! } : stage.start;
+    const startKey = stageStartKey(start, layerFormat);
+    const name = plan.stages[index]!.name;
+    const keys = await stageKeys(stage.plan.steps, startKey, {
+      dockerfileName: options.dockerfileName,
+      stageLabel: name ? `stage ${name}` : `stage ${index}`,
+      sources: env.sources,
+      stageKeys: finalKeys,
+      imageDigest: async (ref) => (await images.remote(ref)).digest,
+    });
+    finalKeys.set(index, keys.at(-1)?.key.digest ?? startKey);
+    keysByStage.set(index, keys);
+    if (cacheOptions.explain) for (const { key } of keys) for (const line of formatExplain(key).split('\n')) logger.info(line);
+  }
+  const wanted = (step: StageStep, planned: PlannedKey): boolean => {
+    if (planned.uncacheable) return false;
+    const kind = step.expanded.kind;
+    if (kind === 'copy' || kind === 'add') return cacheOptions.copyLayers;
+    return (kind === 'run' || kind === 'workdir') && cacheOptions.runLayers;
+  };
+  const lookups: { index: number; step: number; key: StepKey }[] = [];
+  for (const [index, keys] of keysByStage) {
+    const steps = stages.get(index)!.plan.steps;
+    keys.forEach((planned, step) => {
+      if (wanted(steps[step]!, planned)) lookups.push({ index, step, key: planned.key });
+    });
+  }
+  const started = performance.now();
+  const answers = await cache.probe(lookups.map((lookup) => lookup.key));
+  const hits = answers.filter((answer) => answer.kind === 'hit').length;
+  logger.info(`cache ${cache.description}: ${hits} of ${lookups.length} steps cached (looked up in ${((performance.now() - started) / 1000).toFixed(2)} s)`);
+  const result = new Map<number, StageCache>();
+  for (const [index, keys] of keysByStage) {
+    const probes: (ProbeResult | undefined)[] = keys.map(() => undefined);
+    lookups.forEach((lookup, i) => {
+      if (lookup.index === index) probes[lookup.step] = answers[i];
+    });
+    result.set(index, { cache, keys, probes });
+  }
+  return result;
+}
+
+/** One line per step the cache could not serve, saying why: the input that changed, where known. */
+async function reportMisses(stage: StageCache, logger: Logger): Promise<void> {
+  const lines = await Promise.all(
+    stage.keys.map(async (planned, i) => {
+      const probe = stage.probes[i];
+      if (planned.uncacheable) return `cache skip ${planned.key.label}: ${planned.uncacheable}`;
+      if (probe?.kind !== 'miss') return undefined;
+      const reason = probe.reason === NOT_CACHED ? await stage.cache.explainMiss(planned.key) : probe.reason;
+      return `cache miss ${planned.key.label}: ${reason}`;
+    }),
+  );
+  for (const line of lines) if (line) logger.info(line);
 }
 
 async function planBuild(options: BuildOptions): Promise<BuildPlan> {
@@ -119,46 +295,6 @@ function lastUseOfRoots(plan: BuildPlan, built: readonly number[]): Map<number, 
   return last;
 }
 
-async function stageBase(
-  plan: BuildPlan,
-  index: number,
-  results: Map<number, StageResult>,
-  options: BuildOptions,
-  deps: BuildDependencies,
-  pulled: Map<string, Promise<Image>>,
-): Promise<{ base: Image; input: StageInput }> {
-  const stage = plan.stages[index]!;
-  const platform = stage.platform ? parsePlatform(stage.platform) : options.platform;
-  switch (stage.base.kind) {
-    case 'scratch':
-      return { base: emptyImage(platform, options.flavor), input: { kind: 'image', env: null, onBuild: null } };
-    case 'stage': {
-      const earlier = results.get(stage.base.index);
-      if (!earlier) throw new KilnError('INTERNAL', `stage ${index} needs stage ${stage.base.index}, which was not built`);
-      return { base: earlier.image, input: { kind: 'stage', exit: earlier.exit } };
-    }
-    case 'image': {
-      const baseRef = stage.base.ref;
-      const key = `${baseRef} ${JSON.stringify(platform)}`;
-      let image = pulled.get(key);
-      if (!image) {
-        const ref = parseReference(baseRef);
-        image = retryOperation(options.imageDownloadRetry, `pulling ${baseRef}`, deps.logger, async () => {
-          const remote = await fetchRemoteImage(deps.client, ref, { platform });
-          deps.logger.info(`base image ${baseRef} is ${remote.resolved.digest}`);
-          return remote.image;
-        });
-        pulled.set(key, image);
-      }
-      const base = await image.catch((err: unknown) => {
-        throw atLine(err, `${options.dockerfileName}:${stage.from.line}`);
-      });
-      const config = base.config.config ?? {};
-      return { base, input: { kind: 'image', env: config.Env ?? null, onBuild: config.OnBuild ?? null } };
-    }
-  }
-}
-
 /** `<Dockerfile>.dockerignore` beside the Dockerfile wins over the context's `.dockerignore`. */
 async function loadDockerignore(options: BuildOptions): Promise<IgnoreMatcher | undefined> {
   for (const [path, name] of [
@@ -171,28 +307,27 @@ async function loadDockerignore(options: BuildOptions): Promise<IgnoreMatcher | 
   return undefined;
 }
 
-function copySources(options: BuildOptions, results: Map<number, StageResult>, contextIgnore: IgnoreMatcher | undefined, workDir: string, ignore: IgnoreList, deps: BuildDependencies): CopySources {
+function copySources(
+  options: BuildOptions,
+  stageRoot: (index: number) => Promise<string>,
+  images: ImageSource,
+  contextIgnore: IgnoreMatcher | undefined,
+  workDir: string,
+  ignore: IgnoreList,
+  logger: Logger,
+): CopySources {
   const imageRoots = new Map<string, Promise<string>>();
   return {
     contextDir: options.contextDir,
     contextIgnore,
-    stageRoot(index) {
-      const result = results.get(index);
-      if (!result) throw new KilnError('INTERNAL', `COPY --from stage ${index}, which was not built`);
-      return result.rootDir;
-    },
+    stageRoot,
     imageRoot(ref) {
       let root = imageRoots.get(ref);
       if (!root) {
         root = (async () => {
-          const remote = await fetchRemoteImage(deps.client, parseReference(ref), { platform: options.platform }).catch((err: unknown) => {
-            // BuildKit's rule: a --from that names no stage is an image. Say both, or a typo in a
-            // stage name reads as a registry failure.
-            if (!isKilnError(err)) throw err;
-            throw new KilnError(err.code, `COPY --from=${ref}: no stage of the Dockerfile is named ${ref}, and pulling it as an image failed: ${err.message}`, { cause: err });
-          });
+          const image = await images.remote(ref);
           const dir = await mkdtemp(join(workDir, 'from-image-'));
-          await extractImage(remote.image, { rootDir: dir, ignore, spoolDir: workDir, logger: deps.logger });
+          await extractImage(image, { rootDir: dir, ignore, spoolDir: workDir, logger });
           return dir;
         })();
         imageRoots.set(ref, root);
@@ -202,3 +337,56 @@ function copySources(options: BuildOptions, results: Map<number, StageResult>, c
   };
 }
 
+/** Images the build reads: FROM bases (the warmer's --cache-dir first) and COPY --from images, each fetched once. */
+class ImageSource {
+  private readonly bases = new Map<string, Promise<Image>>();
+  private readonly copied = new Map<string, Promise<Image>>();
+
+  constructor(
+    private readonly options: BuildOptions,
+    private readonly deps: BuildDependencies,
+    private readonly baseCache: BaseImageCache | undefined,
+  ) {}
+
+  base(ref: string, platform: Platform): Promise<Image> {
+    const key = `${ref} ${formatPlatform(platform)}`;
+    let image = this.bases.get(key);
+    if (!image) {
+      image = this.fetchBase(ref, platform);
+      this.bases.set(key, image);
+    }
+    return image;
+  }
+
+  /** `COPY --from=<image>`: BuildKit's rule is that a --from naming no stage is an image. */
+  remote(ref: string): Promise<Image> {
+    let image = this.copied.get(ref);
+    if (!image) {
+      image = fetchRemoteImage(this.deps.client, parseReference(ref), { platform: this.options.platform }).then(
+        (remote) => remote.image,
+        (err: unknown) => {
+          // Say both, or a typo in a stage name reads as a registry failure.
+          if (!isKilnError(err)) throw err;
+          throw new KilnError(err.code, `COPY --from=${ref}: no stage of the Dockerfile is named ${ref}, and pulling it as an image failed: ${err.message}`, { cause: err });
+        },
+      );
+      this.copied.set(ref, image);
+    }
+    return image;
+  }
+
+  private async fetchBase(text: string, platform: Platform): Promise<Image> {
+    const { logger, client } = this.deps;
+    const ref = parseReference(text);
+    const cached = await this.baseCache?.find(ref, platform);
+    if (cached) {
+      logger.info(`base image ${text} is ${cached.digest}, from ${this.baseCache!.dir}`);
+      return cached;
+    }
+    return retryOperation(this.options.imageDownloadRetry, `pulling ${text}`, logger, async () => {
+      const remote = await fetchRemoteImage(client, ref, { platform });
+      logger.info(`base image ${text} is ${remote.resolved.digest}`);
+      return remote.image;
+    });
+  }
+}

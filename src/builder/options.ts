@@ -30,4 +30,22 @@ export interface BuildOptions extends OutputOptions {
   rootDir?: string;
   cleanup: boolean;
   imageDownloadRetry: number;
+  /** `--cache`: the layer cache; undefined when it is off. */
+  cache?: CacheOptions;
+  /** `--cache-dir`: where the warmer stored base images; FROM looks there first. */
+  baseImageCache?: { dir: string; ttlMs: number };
+}
+
+export interface CacheOptions {
+  /** `--cache-repo`: a registry repository or `oci:/path`. */
+  repo: string;
+  ttlMs: number;
+  /** `--cache-run-layers`: RUN (and WORKDIR) steps are looked up and stored. */
+  runLayers: boolean;
+  /** `--cache-copy-layers`: COPY and ADD steps are looked up and stored. */
+  copyLayers: boolean;
+  /** False with `--no-push-cache`: look up, never store. */
+  push: boolean;
+  /** `--cache-explain`: print every key's inputs. */
+  explain: boolean;
 }

@@ -5,7 +5,7 @@ import type { BlobLocation } from '../oci/layer.js';
 import { writeLayout } from '../oci/layout.js';
 import { writeDockerTarball } from '../oci/tarball.js';
 import type { RegistryClient } from '../registry/client.js';
-import { pushImage, type PushResult } from '../registry/push.js';
+import { pushImage, type PushOptions, type PushResult } from '../registry/push.js';
 import { formatReference, type Reference } from '../registry/reference.js';
 import { describeError, KilnError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
@@ -27,14 +27,20 @@ export interface OutputOptions {
  * the first upload is mounted into the other repositories, never uploaded twice. Digest files
  * are written last, so they only ever name an image that was pushed.
  */
-export async function writeOutputs(image: Image, options: OutputOptions, client: RegistryClient, logger: Logger): Promise<PushResult[]> {
+export async function writeOutputs(
+  image: Image,
+  options: OutputOptions,
+  client: RegistryClient,
+  logger: Logger,
+  pendingLocation?: PushOptions['pendingLocation'],
+): Promise<PushResult[]> {
   const pushed: PushResult[] = [];
   if (!options.noPush) {
     let known: BlobLocation[] = [];
     for (const destination of options.destinations) {
       const started = performance.now();
       const result = await retryOperation(options.pushRetry, `pushing ${formatReference(destination)}`, logger, () =>
-        pushImage(client, image, destination, { logger, knownLocations: known }),
+        pushImage(client, image, destination, { logger, knownLocations: known, ...(pendingLocation ? { pendingLocation } : {}) }),
       );
       const mounted = result.blobs.filter((b) => b.result.kind === 'mounted').length;
       logger.info(`pushed ${formatReference(destination)}@${result.digest} in ${((performance.now() - started) / 1000).toFixed(2)} s (${result.uploadedBytes} bytes uploaded, ${mounted} blobs mounted)`);

@@ -1,23 +1,26 @@
 import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
-import { DEFAULT_PATH, planStage, type BuildPlan, type StageExit, type StageInput, type StageStep } from '../dockerfile/index.js';
+import { DEFAULT_PATH, type BuildPlan, type StageExit, type StagePlan, type StageStep } from '../dockerfile/index.js';
 import type { Image } from '../oci/image.js';
 import { flavorOfManifest } from '../oci/mediatypes.js';
 import { appendHistory, appendLayers, setAuthor, setContainerConfig } from '../oci/mutate.js';
 import type { ContainerConfig, History } from '../oci/types.js';
-import { extractImage } from '../snapshot/extract.js';
+import { extractImage, extractLayer } from '../snapshot/extract.js';
 import { FileIndex, type ChangeSet } from '../snapshot/file-index.js';
 import type { IgnoreList } from '../snapshot/ignore.js';
 import { writeLayer } from '../snapshot/layer-writer.js';
 import { Snapshotter } from '../snapshot/snapshotter.js';
+import type { CachedResult, LayerCache, ProbeResult } from '../cache/types.js';
 import { KilnError } from '../util/errors.js';
+import { formatBytes } from '../util/format.js';
 import type { Logger } from '../util/log.js';
 import { executeCopy, type CopySources } from './commands/copy.js';
 import { applyMetadata } from './commands/metadata.js';
 import { executeRun } from './commands/run.js';
 import type { StepContext, StepOutcome } from './commands/types.js';
-import { executeWorkdir } from './commands/workdir.js';
+import { executeWorkdir, workdirConfig } from './commands/workdir.js';
+import type { PlannedKey } from './cache-keys.js';
 import type { Isolation } from './isolation/index.js';
 import type { BuildOptions } from './options.js';
 
@@ -36,8 +39,11 @@ export interface StageEnvironment {
 
 export interface StageResult {
   image: Image;
-  /** The stage's root filesystem as its last step left it (for COPY --from). */
-  rootDir: string;
+  /**
+   * The stage's root filesystem as its last step left it, for COPY --from; undefined when no
+   * step had to run there (everything came from the cache) and the files were never extracted.
+   */
+  rootDir?: string;
   exit: StageExit;
   steps: StepReport[];
 }
@@ -48,34 +54,56 @@ export interface StepReport {
   seconds: number;
   /** Compressed size of the layer the step added; undefined when it added none. */
   layerBytes?: number;
+  /** How the cache answered for this step; undefined when the cache was not asked. */
+  cache?: 'hit' | 'miss';
 }
 
+/** The cache's part in one stage: every step's key and what the probe answered for it. */
+export interface StageCache {
+  cache: LayerCache;
+  keys: readonly PlannedKey[];
+  /** Per step: the probe's answer, or undefined when the step was not looked up. */
+  probes: readonly (ProbeResult | undefined)[];
+}
+
+/** Steps that change files; the others only change the image config. */
+const FILESYSTEM_STEPS = new Set(['run', 'copy', 'add', 'workdir']);
+
 /**
- * Builds one stage: the base image's filesystem extracted into a root of its own, then each
- * instruction executed and, where it changed files, snapshotted into a layer.
+ * Builds one stage: each instruction executed and, where it changed files, snapshotted into a
+ * layer; or, for a step the cache holds, the cached layer taken as it is. The root filesystem
+ * is extracted only when a step has to run, and holds only what that step needs.
  */
-export async function buildStage(env: StageEnvironment, index: number, base: Image, input: StageInput, rootDir?: string): Promise<StageResult> {
-  const { options, plan, logger } = env;
+export interface StageBuildOptions {
+  /** Build in this directory (`/` with `--isolation none`) instead of a new one. */
+  rootDir?: string;
+  /** Called once, before the root is first filled: `/` is emptied of an earlier stage's files. */
+  prepareRoot?: () => Promise<void>;
+  cache?: StageCache;
+}
+
+export async function buildStage(env: StageEnvironment, index: number, base: Image, stagePlan: StagePlan, options: StageBuildOptions = {}): Promise<StageResult> {
+  const { plan, logger } = env;
+  const buildOptions = env.options;
   const stage = plan.stages[index]!;
   const stageName = stage.name ? `stage ${index} (${stage.name})` : `stage ${index}`;
-  const root = rootDir ?? (await mkdtemp(join(env.workDir, `root-${index}-`)));
-  const fileIndex = new FileIndex();
-  const extractStarted = performance.now();
-  await extractImage(base, { rootDir: root, ignore: env.ignore, index: fileIndex, logger, spoolDir: env.workDir });
-  logger.info(`${stageName}: extracted ${base.layers.length} layers of ${stage.image} in ${seconds(extractStarted)} s`);
-  const snapshotter = new Snapshotter({ rootDir: root, ignore: env.ignore, mode: options.snapshotMode, logger });
-  await snapshotter.init(fileIndex);
-
   // New layers take the base's manifest family, so an image never mixes Docker and OCI types.
   const layerOptions = {
-    compression: options.compression,
-    ...(options.compressionLevel !== undefined ? { level: options.compressionLevel } : {}),
-    reproducible: options.reproducible,
+    compression: buildOptions.compression,
+    ...(buildOptions.compressionLevel !== undefined ? { level: buildOptions.compressionLevel } : {}),
+    reproducible: buildOptions.reproducible,
     flavor: flavorOfManifest(base.mediaType),
     tmpDir: join(env.workDir, 'layers'),
     logger,
   };
-  const stagePlan = planStage(plan, index, input);
+  const steps = stagePlan.steps;
+  const hits = steps.map((_, i) => {
+    const probe = options.cache?.probes[i];
+    return probe?.kind === 'hit' ? probe : undefined;
+  });
+  const mustRun = stepsToRun(stagePlan, options.cache);
+  const lastToRun = buildOptions.singleSnapshot ? steps.length : mustRun.lastIndexOf(true);
+
   let image = base;
   // A base image's ONBUILD triggers run in this stage and are not passed on.
   let config: ContainerConfig = { ...(base.config.config ?? {}) };
@@ -85,41 +113,98 @@ export async function buildStage(env: StageEnvironment, index: number, base: Ima
   let cmdSetInStage = false;
   const reports: StepReport[] = [];
   const pendingHistory: History[] = [];
+  // `reindex`: cached layers were extracted under the snapshotter. `behind`: cached layers
+  // after the last step that runs were not extracted, so the root lacks them.
+  let root: { dir: string; snapshotter: Snapshotter; reindex: boolean; behind: boolean } | undefined;
+  /** The root filesystem holding everything the image has so far, extracted on first need. */
+  const materialize = async () => {
+    if (root) {
+      // The snapshotter adopts the index the extracted cached layers updated.
+      if (root.reindex) await root.snapshotter.init(root.snapshotter.index);
+      root.reindex = false;
+      return root;
+    }
+    const dir = options.rootDir ?? (await mkdtemp(join(env.workDir, `root-${index}-`)));
+    await options.prepareRoot?.();
+    const fileIndex = new FileIndex();
+    const started = performance.now();
+    await extractImage(image, { rootDir: dir, ignore: env.ignore, index: fileIndex, logger, spoolDir: env.workDir });
+    logger.info(`${stageName}: extracted ${image.layers.length} layers in ${seconds(started)} s`);
+    const snapshotter = new Snapshotter({ rootDir: dir, ignore: env.ignore, mode: buildOptions.snapshotMode, logger });
+    await snapshotter.init(fileIndex);
+    root = { dir, snapshotter, reindex: false, behind: false };
+    return root;
+  };
   try {
-    for (const [number, step] of stagePlan.steps.entries()) {
+    if (buildOptions.singleSnapshot) await materialize();
+    for (const [number, step] of steps.entries()) {
       const started = performance.now();
-      const where = `${options.dockerfileName}:${step.instruction.line}`;
+      const where = `${buildOptions.dockerfileName}:${step.instruction.line}`;
       const text = step.instruction.original;
-      logger.info(`STEP ${number + 1}/${stagePlan.steps.length} of ${stageName}: ${text}`);
-      const ctx: StepContext = { step, where, rootDir: root, config, isolation: env.isolation, logger, output: env.output };
-      const outcome = await executeStep(step, ctx, env, cmdSetInStage);
-      if (step.expanded.kind === 'cmd') cmdSetInStage = true;
-      config = outcome.config;
+      logger.info(`STEP ${number + 1}/${steps.length} of ${stageName}: ${text}`);
       const history: History = { created: new Date().toISOString(), created_by: historyText(step) };
-      if (outcome.author) history.author = outcome.author;
+      const hit = hits[number];
+      let author: string | undefined;
       let layerBytes: number | undefined;
-      const changes = options.singleSnapshot ? undefined : await changesOf(outcome, snapshotter);
-      if (changes && (changes.changed.length > 0 || changes.deleted.length > 0)) {
-        const written = await writeLayer({ rootDir: root, changes, index: snapshotter.index }, layerOptions);
-        if (written.kind === 'layer') {
-          snapshotter.recordContent(written.contentHashes);
-          image = appendLayers(withConfig(image, config), [{ layer: written.layer, history }]);
-          layerBytes = written.layer.size;
+      let cacheReport: StepReport['cache'];
+      if (hit) {
+        cacheReport = 'hit';
+        if (step.expanded.kind === 'workdir') config = workdirConfig(step.expanded, config);
+        if (hit.result.kind === 'layer') {
+          const layer = hit.result.layer;
+          image = appendLayers(withConfig(image, config), [{ layer, history }]);
+          layerBytes = layer.size;
+          // A later step runs on these files: they go into the root now.
+          if (root && number < lastToRun) {
+            await extractLayer(layer, { rootDir: root.dir, ignore: env.ignore, index: root.snapshotter.index, logger });
+            root.reindex = true;
+          } else if (root) {
+            root.behind = true;
+          }
         }
+        logger.info(`${where}: cache hit, ${hit.result.kind === 'layer' ? `layer ${hit.result.layer.digest.slice(7, 19)} (${formatBytes(hit.result.layer.size)})` : 'no layer'}`);
+      } else {
+        if (options.cache?.probes[number]) cacheReport = 'miss';
+        const current = mustRun[number] ? await materialize() : undefined;
+        const ctx: StepContext = { step, where, rootDir: current?.dir ?? '', config, isolation: env.isolation, logger, output: env.output };
+        const outcome = await executeStep(step, ctx, env, cmdSetInStage);
+        config = outcome.config;
+        if (outcome.author) {
+          history.author = outcome.author;
+          author = outcome.author;
+        }
+        const changes = buildOptions.singleSnapshot || !current ? undefined : await changesOf(outcome, current.snapshotter);
+        let written: CachedResult | undefined = current && !buildOptions.singleSnapshot ? { kind: 'empty' } : undefined;
+        if (current && changes && (changes.changed.length > 0 || changes.deleted.length > 0)) {
+          const layer = await writeLayer({ rootDir: current.dir, changes, index: current.snapshotter.index }, layerOptions);
+          if (layer.kind === 'layer') {
+            current.snapshotter.recordContent(layer.contentHashes);
+            image = appendLayers(withConfig(image, config), [{ layer: layer.layer, history }]);
+            layerBytes = layer.layer.size;
+            written = { kind: 'layer', layer: layer.layer };
+          }
+        }
+        if (written && cacheReport === 'miss') options.cache!.cache.put(options.cache!.keys[number]!.key, written);
       }
+      if (step.expanded.kind === 'cmd') cmdSetInStage = true;
       if (layerBytes === undefined) {
-        if (options.singleSnapshot) pendingHistory.push({ ...history, empty_layer: true });
+        if (buildOptions.singleSnapshot) pendingHistory.push({ ...history, empty_layer: true });
         else image = appendHistory(withConfig(image, config), { ...history, empty_layer: true });
       }
-      if (outcome.author) image = setAuthor(image, outcome.author);
-      reports.push({ text, line: step.instruction.line, seconds: Number(seconds(started)), ...(layerBytes !== undefined ? { layerBytes } : {}) });
+      if (author) image = setAuthor(image, author);
+      reports.push({ text, line: step.instruction.line, seconds: Number(seconds(started)), ...(layerBytes !== undefined ? { layerBytes } : {}), ...(cacheReport ? { cache: cacheReport } : {}) });
     }
     image = withConfig(image, config);
-    if (options.singleSnapshot) image = await singleSnapshot(image, pendingHistory, snapshotter, root, layerOptions);
+    if (buildOptions.singleSnapshot) image = await singleSnapshot(image, pendingHistory, root!.snapshotter, root!.dir, layerOptions);
   } finally {
-    await snapshotter.close();
+    await root?.snapshotter.close();
   }
-  return { image, rootDir: root, exit: stagePlan.exit, steps: reports };
+  return { image, ...(root && !root.behind ? { rootDir: root.dir } : {}), exit: stagePlan.exit, steps: reports };
+}
+
+/** Per step: whether it has to run here, rather than being metadata only or served by the cache. */
+export function stepsToRun(stagePlan: StagePlan, cache: StageCache | undefined): boolean[] {
+  return stagePlan.steps.map((step, i) => FILESYSTEM_STEPS.has(step.expanded.kind) && cache?.probes[i]?.kind !== 'hit');
 }
 
 async function executeStep(step: StageStep, ctx: StepContext, env: StageEnvironment, cmdSetInStage: boolean): Promise<StepOutcome> {

@@ -3,7 +3,7 @@
  * each instruction: which take the JSON (exec) form, which split on whitespace, which keep the
  * whole rest as one string, and how many arguments each needs.
  */
-import { parseGoDuration } from './duration.js';
+import { parseGoDuration } from '../util/duration.js';
 import { dockerfileError, type SourceLocation } from './errors.js';
 import { InstructionFlags } from './flags.js';
 import { parseHeredocMarker, stripLeadingTabs } from './heredoc.js';

@@ -14,6 +14,11 @@ export interface PushOptions {
   concurrency?: number;
   /** Repositories known to hold every blob of this image (an earlier destination): mount from them. */
   knownLocations?: readonly BlobLocation[];
+  /**
+   * Where a blob will be once an upload already under way elsewhere (the layer cache's) is
+   * done: waiting for it and mounting beats uploading the same bytes a second time.
+   */
+  pendingLocation?: (digest: string) => Promise<BlobLocation | undefined>;
   /** Called after each blob is in place, for progress output. */
   onBlob?: (event: { digest: string; size: number; result: UploadResult }) => void;
 }
@@ -33,14 +38,17 @@ export interface PushResult {
 export async function pushImage(client: RegistryClient, image: Image, ref: Reference, options: PushOptions = {}): Promise<PushResult> {
   const logger = options.logger ?? silentLogger();
   const target = client.pushEndpoint(ref);
-  const mountSource = (layer: Layer | undefined): string | undefined => {
-    const candidates = [...(layer?.location ? [layer.location] : []), ...(options.knownLocations ?? [])];
-    const sameRegistry = candidates.find((l) => l.registry === ref.registry && l.repository !== ref.repository);
-    return sameRegistry?.repository;
+  const mountable = (location: BlobLocation | undefined): location is BlobLocation =>
+    location !== undefined && location.registry === ref.registry && location.repository !== ref.repository;
+  const mountSource = async (layer: Layer | undefined): Promise<string | undefined> => {
+    const known = [layer?.location, ...(options.knownLocations ?? [])].find(mountable);
+    if (known || !layer || !options.pendingLocation) return known?.repository;
+    const pending = await options.pendingLocation(layer.digest);
+    return mountable(pending) ? pending.repository : undefined;
   };
   const pushable = image.layers.filter((layer) => !isForeignLayer(layer.mediaType));
   const blobs = await mapLimited(pushable, options.concurrency ?? 3, async (layer) => {
-    const mountFrom = mountSource(layer);
+    const mountFrom = await mountSource(layer);
     const result = await client.uploadBlob(
       ref,
       { digest: layer.digest, size: layer.size, open: () => layer.compressed() },
@@ -51,7 +59,7 @@ export async function pushImage(client: RegistryClient, image: Image, ref: Refer
     return { digest: layer.digest, result };
   });
   const configDigest = image.manifest.config.digest;
-  const configMount = mountSource(undefined);
+  const configMount = await mountSource(undefined);
   const configResult = await client.uploadBlob(
     ref,
     { digest: configDigest, size: image.rawConfig.length, open: async () => Readable.from([image.rawConfig]) },

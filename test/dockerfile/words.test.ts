@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { extractFlags, parseJsonArgs, splitCommand, splitQuotedWords } from '../../src/dockerfile/words.js';
-import { parseGoDuration } from '../../src/dockerfile/duration.js';
+import { parseGoDuration } from '../../src/util/duration.js';
 import { heredocMarkersOf, parseHeredocMarker } from '../../src/dockerfile/heredoc.js';
 
 test('splitQuotedWords keeps quotes and escapes in the words (BuildKit parseWords)', () => {

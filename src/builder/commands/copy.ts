@@ -10,7 +10,7 @@ export interface CopySources {
   contextDir: string;
   contextIgnore: IgnoreMatcher | undefined;
   /** The root filesystem of an earlier stage, as its last step left it. */
-  stageRoot(index: number): string;
+  stageRoot(index: number): Promise<string>;
   /** An image's root filesystem, extracted on first use (`COPY --from=alpine:3`). */
   imageRoot(ref: string): Promise<string>;
 }
@@ -20,7 +20,7 @@ export async function executeCopy(instruction: CopyInstruction | AddInstruction,
   const source = ctx.step.source ?? { kind: 'context' as const };
   const sourceRoot =
     source.kind === 'context' ? sources.contextDir
-    : source.kind === 'stage' ? sources.stageRoot(source.index)
+    : source.kind === 'stage' ? await sources.stageRoot(source.index)
     : await sources.imageRoot(source.ref);
   const owner = instruction.chown ? await resolveOwner(ctx.rootDir, instruction.chown).catch((err: unknown) => { throw atLine(err, ctx.where); }) : undefined;
   const result = await copyFiles({

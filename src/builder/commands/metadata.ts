@@ -35,7 +35,9 @@ export function applyMetadata(instruction: StageInstruction, config: ContainerCo
       return done();
     case 'expose':
       next.ExposedPorts = { ...(config.ExposedPorts ?? {}) };
-      for (const port of instruction.ports) next.ExposedPorts[normalizePort(port, where)] = {};
+      for (const port of instruction.ports) {
+        for (const key of exposedPorts(port, where)) next.ExposedPorts[key] = {};
+      }
       return done();
     case 'volume':
       next.Volumes = { ...(config.Volumes ?? {}) };
@@ -85,10 +87,25 @@ function healthConfig(check: Healthcheck): HealthConfig {
   return health;
 }
 
-function normalizePort(port: string, where: string): string {
-  const match = /^(\d+)(?:-(\d+))?(?:\/(tcp|udp|sctp))?$/i.exec(port);
-  if (!match) throw new KilnError('DOCKERFILE', `${where}: EXPOSE ${port} is not a port; write it as 80, 80/tcp or 53/udp.`);
-  return `${match[1]}${match[2] ? `-${match[2]}` : ''}/${(match[3] ?? 'tcp').toLowerCase()}`;
+/**
+ * One EXPOSE word as config keys: `80` is `80/tcp`, and a range `8000-8002/udp` is every port
+ * in it, as Docker and BuildKit store them (the config has no notion of a range).
+ */
+export function exposedPorts(spec: string, where: string): string[] {
+  const match = /^(\d+)(?:-(\d+))?(?:\/([a-z]+))?$/i.exec(spec);
+  const refuse = (why: string): never => {
+    throw new KilnError('DOCKERFILE', `${where}: EXPOSE ${spec} ${why}; write a port or range from 1 to 65535 with an optional /tcp, /udp or /sctp, e.g. 80, 53/udp or 8000-8002/tcp.`);
+  };
+  if (!match) return refuse(spec.includes(':') ? 'maps a host port, which EXPOSE cannot do' : 'is not a port');
+  const protocol = (match[3] ?? 'tcp').toLowerCase();
+  if (!['tcp', 'udp', 'sctp'].includes(protocol)) return refuse(`has the unknown protocol ${match[3]}`);
+  const first = Number(match[1]);
+  const last = match[2] === undefined ? first : Number(match[2]);
+  if (first < 1 || first > 65535 || last < 1 || last > 65535) return refuse('is outside the port numbers');
+  if (last < first) return refuse('is a range that ends before it starts');
+  const keys: string[] = [];
+  for (let port = first; port <= last; port++) keys.push(`${port}/${protocol}`);
+  return keys;
 }
 
 export function splitEnv(entry: string): [string, string] {

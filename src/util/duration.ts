@@ -1,3 +1,5 @@
+import { KilnError } from './errors.js';
+
 /**
  * Go's time.ParseDuration, which HEALTHCHECK's --interval and friends use: `30s`, `1m30s`,
  * `1.5h`, `500ms`, `0`. Returns nanoseconds, or undefined when the text is not a duration.
@@ -37,4 +39,21 @@ export function parseGoDuration(text: string): number | undefined {
   }
   if (total > 2 ** 63 - 1) return undefined;
   return sign * Math.round(total);
+}
+
+
+const NANOSECONDS_PER_MILLISECOND = 1e6;
+
+/**
+ * A duration flag such as `--cache-ttl`, written the way kaniko (Go) takes it: `336h`, `30m`,
+ * `1h30m`, `0`. Returns milliseconds; a negative or malformed value is a USAGE error naming
+ * the flag.
+ */
+export function parseDurationFlag(flag: string, text: string): number {
+  const nanoseconds = parseGoDuration(text.trim());
+  if (nanoseconds === undefined) {
+    throw new KilnError('USAGE', `--${flag}=${text} is not a duration; write it as Go does, e.g. 336h, 30m or 1h30m.`);
+  }
+  if (nanoseconds < 0) throw new KilnError('USAGE', `--${flag}=${text} is negative; give a duration of 0 or more, e.g. 24h.`);
+  return Math.floor(nanoseconds / NANOSECONDS_PER_MILLISECOND);
 }
