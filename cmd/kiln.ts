@@ -1,40 +1,104 @@
 #!/usr/bin/env node
-import yargs from 'yargs';
+import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { KilnError, describeError } from '../src/util/errors.js';
 import { buildCommand } from './commands/build.js';
 import { copyCommand } from './commands/copy.js';
 import { warmCommand } from './commands/warm.js';
+import { normalizePflagArgv } from './options/compat-argv.js';
 
 /** Exit status: 1 for a failed job, 2 for a command line kiln cannot run. */
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
 
+/** What yargs needs of a command module; `handler` receives the parsed flags. */
+export interface CommandModule {
+  command: string;
+  describe: string;
+  builder: (argv: Argv) => Argv<unknown>;
+  handler: (args: never) => Promise<void> | void;
+}
+
+export const COMMANDS: readonly CommandModule[] = [buildCommand, copyCommand, warmCommand] as unknown as CommandModule[];
+
 export async function main(argv: string[]): Promise<number> {
   const debug = wantsDebug(argv);
-  const parser = yargs(argv)
-    .scriptName('kiln')
-    // kaniko's flags include --no-push and --no-push-cache as flags of their own, and
-    // booleans are written --flag=false: no yargs negation or camelCase aliases.
-    .parserConfiguration({ 'boolean-negation': false, 'camel-case-expansion': false })
-    .command(buildCommand as never)
-    .command(copyCommand as never)
-    .command(warmCommand as never)
-    .demandCommand(1, 'name a command: kiln build, kiln copy or kiln warm (kiln --help lists them)')
-    .strict()
-    .help()
-    .version(false)
-    .wrap(Math.min(120, process.stdout.columns ?? 100))
-    .fail((message, err) => {
-      // Throwing stops yargs before any command handler runs.
-      throw err ?? new KilnError('USAGE', rewordUsage(message));
-    });
   try {
-    await parser.parseAsync();
+    await createParser(kanikoArgv(argv, COMMANDS), COMMANDS).parseAsync();
   } catch (err) {
     return report(err, debug);
   }
   return 0;
+}
+
+/**
+ * Parses a command line exactly as `main` does, without running the command: the command's
+ * name and its flags (and the help text, when the line asks for it), or the KilnError
+ * `main` would report.
+ */
+export async function parseCommandLine(argv: readonly string[]): Promise<{ command: string; args: Record<string, unknown>; help?: string }> {
+  let ran: string | undefined;
+  const recording = COMMANDS.map((module) => ({
+    ...module,
+    handler: () => {
+      ran = module.command;
+    },
+  })) as unknown as CommandModule[];
+  let help = '';
+  const words = kanikoArgv(argv, recording);
+  // A callback keeps yargs from printing help or exiting the process.
+  const args = (await createParser(words, recording)
+    .exitProcess(false)
+    .parseAsync(words, {}, (_err: unknown, _args: unknown, output: string) => {
+      help = output;
+    })) as Record<string, unknown>;
+  if (ran !== undefined) return { command: ran, args };
+  if (help !== '') return { command: String(argv[0] ?? ''), args, help };
+  throw new KilnError('USAGE', 'no command ran.');
+}
+
+export function createParser(argv: readonly string[], commands: readonly CommandModule[]): Argv {
+  let parser = yargs([...argv])
+    .scriptName('kiln')
+    // kaniko's flags include --no-push and --no-push-cache as flags of their own, and
+    // booleans are written --flag=false: no yargs negation or camelCase aliases. pflag gives
+    // `--destination a b` one destination (and ignores b); yargs must not take both.
+    .parserConfiguration({ 'boolean-negation': false, 'camel-case-expansion': false, 'greedy-arrays': false })
+    // pflag keeps the last of a repeated single-valued flag; yargs would make an array of them.
+    .middleware(lastValueWins as never, true);
+  for (const command of commands) parser = parser.command(command as never);
+  return parser
+    .demandCommand(1, 'name a command: kiln build, kiln copy or kiln warm (kiln --help lists them)')
+    .strict()
+    .help()
+    .alias('help', 'h')
+    .version(false)
+    .wrap(Math.min(120, process.stdout.columns ?? 100))
+    .fail((message, err) => {
+      // Throwing stops yargs before any command handler runs.
+      throw err ?? new KilnError('USAGE', rewordUsage(message, argv));
+    });
+}
+
+/** The command line with pflag's forms rewritten for yargs (see compat-argv.ts). */
+function kanikoArgv(argv: readonly string[], commands: readonly CommandModule[]): string[] {
+  const command = commands.find((c) => c.command === argv[0]);
+  if (!command) return [...argv];
+  // The command's own option table says which flags take a value.
+  const options = optionTable(command.builder(yargs([]).help().alias('help', 'h')));
+  const valued = new Map<string, boolean>();
+  for (const name of Object.keys(options.key)) {
+    const takes = !options.boolean.includes(name);
+    for (const spelling of [name, ...(options.alias[name] ?? [])]) valued.set(spelling, takes);
+  }
+  return [argv[0]!, ...normalizePflagArgv(argv.slice(1), (name) => valued.get(name))];
+}
+
+function lastValueWins(args: Record<string, unknown>, parser: Argv): void {
+  const arrays = new Set(optionTable(parser).array);
+  for (const [key, value] of Object.entries(args)) {
+    if (key !== '_' && Array.isArray(value) && !arrays.has(key)) args[key] = value.at(-1);
+  }
 }
 
 function report(err: unknown, debug: boolean): number {
@@ -51,20 +115,49 @@ function report(err: unknown, debug: boolean): number {
 /** Whether --verbosity asks for debug output; read before parsing so parse errors honour it too. */
 function wantsDebug(argv: readonly string[]): boolean {
   for (let i = 0; i < argv.length; i++) {
-    const match = /^(?:--verbosity|-v)(?:=(.*))?$/.exec(argv[i]!);
-    if (match && /^(debug|trace)$/.test(match[1] ?? argv[i + 1] ?? '')) return true;
+    // --verbosity=debug, --verbosity debug, -v debug, -v=debug, -vdebug (pflag's forms).
+    const match = /^(?:--verbosity(?:=(.*))?|-v=?(.*))$/.exec(argv[i]!);
+    if (match && /^(debug|trace)$/i.test(match[1] ?? (match[2] || argv[i + 1]) ?? '')) return true;
   }
   return false;
 }
 
-/** yargs says "Unknown argument: foo"; kiln names the flag and where to look. */
-function rewordUsage(message: string): string {
+/** The parser's table of options: yargs keeps it at run time but leaves it out of its types. */
+function optionTable(parser: Argv<unknown>): OptionTable {
+  return (parser as unknown as { getOptions(): OptionTable }).getOptions();
+}
+
+interface OptionTable {
+  key: Record<string, unknown>;
+  alias: Record<string, string[]>;
+  boolean: string[];
+  array: string[];
+}
+
+/** yargs says "Unknown argument: foo"; kiln names the flag (or the stray word) and where to look. */
+function rewordUsage(message: string, argv: readonly string[]): string {
   const unknown = /^Unknown arguments?: (.+)$/.exec(message);
   if (unknown) {
-    const names = unknown[1]!.split(', ').map((n) => (n.length === 1 ? `-${n}` : `--${n}`));
-    return `unknown flag ${names.join(', ')}: kiln does not support it; see kiln --help for the flags it takes.`;
+    const names = unknown[1]!.split(', ');
+    // yargs reports a word that is no flag's value by itself: `--destination a b` leaves b.
+    const stray = names.find((name) => argv.includes(name) && !argv.some((arg) => isFlagNamed(arg, name)));
+    if (stray !== undefined) {
+      return `unexpected argument "${stray}": kiln ${argv[0] ?? ''} takes flags only; give each value its own flag (--destination a --destination b) and quote values with spaces.`;
+    }
+    const flags = names.map((n) => (n.length === 1 ? `-${n}` : `--${n}`));
+    return `unknown flag ${flags.join(', ')}: kiln does not support it; see kiln --help for the flags it takes.`;
+  }
+  // "Invalid values:\n  Argument: snapshot-mode, Given: "fast", Choices: "full", "redo", "time""
+  const invalid = /Argument: ([^,]+), Given: (.+), Choices: (.+)$/m.exec(message);
+  if (message.startsWith('Invalid values:') && invalid) {
+    return `--${invalid[1]}=${invalid[2]!.replace(/^"|"$/g, '')} is not one of ${invalid[3]!.replace(/"/g, '')}; give one of those.`;
   }
   return message.endsWith('.') ? message : message + '.';
+}
+
+function isFlagNamed(arg: string, name: string): boolean {
+  const flag = name.length === 1 ? `-${name}` : `--${name}`;
+  return arg === flag || arg.startsWith(`${flag}=`) || (name.length === 1 && /^-[A-Za-z]+$/.test(arg) && arg.includes(name));
 }
 
 if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('/kiln.js')) {

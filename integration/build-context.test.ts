@@ -1,17 +1,15 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createReadStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { busyboxLayout, pushLayout, runImage, startRegistry, umociUnpack, type RunningRegistry } from './harness/index.js';
+import { join } from 'node:path';
+import { busyboxLayout, pushLayout, runImage, runKiln, startRegistry, umociUnpack, type KilnRun, type RunningRegistry } from './harness/index.js';
 import { freePort, LOOPBACK } from './harness/net.js';
 import { spawnServer, stopProcess } from './harness/process.js';
 
-const kiln = join(dirname(fileURLToPath(import.meta.url)), '..', 'cmd', 'kiln.js');
 const work = mkdtempSync(join(tmpdir(), 'kiln-context-test-'));
 let registry: RunningRegistry;
 let gitDaemon: ChildProcess | undefined;
@@ -53,17 +51,8 @@ after(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-function kilnBuild(args: string[], stdinFile?: string, env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [kiln, 'build', '--log-format=text', ...args], { stdio: [stdinFile ? 'pipe' : 'ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-    if (stdinFile) createReadStream(stdinFile).pipe(child.stdin!);
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout!.on('data', (c: Buffer) => out.push(c));
-    child.stderr!.on('data', (c: Buffer) => err.push(c));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
-  });
+function kilnBuild(args: string[], stdinFile?: string, env: NodeJS.ProcessEnv = {}): Promise<KilnRun> {
+  return runKiln(['build', '--log-format=text', ...args], { env, ...(stdinFile ? { stdinFile } : {}) });
 }
 
 for (const [name, context, stdin] of [

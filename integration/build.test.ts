@@ -1,13 +1,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { busyboxLayout, pullToLayout, pushLayout, runImage, skopeoInspect, startRegistry, type RunningRegistry } from './harness/index.js';
+import { busyboxLayout, pullToLayout, pushLayout, runImage, runKiln, skopeoInspect, startRegistry, type KilnRun, type RunningRegistry } from './harness/index.js';
 
-const kiln = join(dirname(fileURLToPath(import.meta.url)), '..', 'cmd', 'kiln.js');
 const work = mkdtempSync(join(tmpdir(), 'kiln-build-test-'));
 let registry: RunningRegistry;
 let base: string;
@@ -33,16 +30,8 @@ function context(name: string, files: Record<string, string>): string {
   return dir;
 }
 
-function kilnBuild(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [kiln, 'build', '--log-format=text', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DOCKER_CONFIG: join(work, 'no-docker-config') } });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
-  });
+function kilnBuild(args: string[]): Promise<KilnRun> {
+  return runKiln(['build', '--log-format=text', ...args], { env: { DOCKER_CONFIG: join(work, 'no-docker-config') } });
 }
 
 async function pulled(repoTag: string): Promise<string> {

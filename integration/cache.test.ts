@@ -2,15 +2,12 @@
 // processes, nothing local shared) meet only through the cache repository in the registry.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { busyboxLayout, pullToLayout, pushLayout, runImage, skopeoInspect, startRegistry, type RunningRegistry } from './harness/index.js';
+import { busyboxLayout, pullToLayout, pushLayout, runImage, runKiln, skopeoInspect, startRegistry, type KilnRun, type RunningRegistry } from './harness/index.js';
 import type { LoggedRequest } from './harness/access-log.js';
 
-const kiln = join(dirname(fileURLToPath(import.meta.url)), '..', 'cmd', 'kiln.js');
 const work = mkdtempSync(join(tmpdir(), 'kiln-cache-test-'));
 let registry: RunningRegistry;
 let base: string;
@@ -37,32 +34,19 @@ function context(name: string, files: Record<string, string>): string {
   return dir;
 }
 
-interface Built {
-  code: number;
-  stdout: string;
-  stderr: string;
+interface Built extends KilnRun {
   digest: string;
 }
 
 /** One build as a fresh node: its own process and root dir, nothing left from earlier builds. */
-function kilnBuild(args: string[]): Promise<Built> {
+async function kilnBuild(args: string[]): Promise<Built> {
   const rootDir = join(work, `node-${++node}`);
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [kiln, 'build', '--log-format=text', '--root-dir', rootDir, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, DOCKER_CONFIG: join(work, 'no-docker-config') },
-    });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      rmSync(rootDir, { recursive: true, force: true });
-      const stdout = Buffer.concat(out).toString();
-      resolve({ code: code ?? -1, stdout, stderr: Buffer.concat(err).toString(), digest: stdout.trim() });
-    });
-  });
+  try {
+    const run = await kilnCommand(['build', '--log-format=text', '--root-dir', rootDir, ...args]);
+    return { ...run, digest: run.stdout.trim() };
+  } finally {
+    rmSync(rootDir, { recursive: true, force: true });
+  }
 }
 
 /** The lines kiln logged about cache misses, as `line: reason`. */
@@ -233,14 +217,6 @@ test('kiln warm, then a build from --cache-dir while the registry is down', asyn
   }
 });
 
-function kilnCommand(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [kiln, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DOCKER_CONFIG: join(work, 'no-docker-config') } });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
-  });
+function kilnCommand(args: string[]): Promise<KilnRun> {
+  return runKiln(args, { env: { DOCKER_CONFIG: join(work, 'no-docker-config') } });
 }

@@ -2,20 +2,17 @@
 // skopeo and with the API kiln build uses (openBaseImageCache), with the registry stopped.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { openBaseImageCache } from '../src/cache/base-images.js';
 import { sha256 } from '../src/oci/digest.js';
 import { parseReference } from '../src/registry/reference.js';
 import { silentLogger } from '../src/util/log.js';
-import { busyboxLayout, multiPlatformLayout, pushLayout, registryFlags, skopeoInspect, startRegistry, type RunningRegistry } from './harness/index.js';
+import { busyboxLayout, multiPlatformLayout, pushLayout, registryFlags, runKiln as runKilnProcess, skopeoInspect, startRegistry, type RunningRegistry } from './harness/index.js';
 import { skopeo } from './harness/skopeo.js';
 import { readAll } from '../test/oci/fixtures.js';
 
-const kiln = join(dirname(fileURLToPath(import.meta.url)), '..', 'cmd', 'kiln.js');
 const work = mkdtempSync(join(tmpdir(), 'kiln-warm-'));
 const REF_NAME = 'org.opencontainers.image.ref.name';
 const AMD64 = { os: 'linux', architecture: 'amd64' };
@@ -32,16 +29,9 @@ interface KilnRun {
   stderr: string;
 }
 
-function runKiln(args: string[]): Promise<KilnRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [kiln, ...args, '--log-format=text'], { env: { ...process.env, DOCKER_CONFIG: join(work, 'no-docker-config') } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => (stdout += chunk));
-    child.stderr.on('data', (chunk) => (stderr += chunk));
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
+async function runKiln(args: string[]): Promise<KilnRun> {
+  const run = await runKilnProcess([...args, '--log-format=text'], { env: { DOCKER_CONFIG: join(work, 'no-docker-config') } });
+  return { status: run.code, stdout: run.stdout, stderr: run.stderr };
 }
 
 function lines(text: string): string[] {

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { isAbsolute, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Argv } from 'yargs';
 import { prepareContext } from '../../src/builder/context.js';
 import { executeBuild } from '../../src/builder/executor.js';
@@ -15,8 +15,13 @@ import { defaultCacheRepo, parseCacheRepo } from '../../src/cache/open.js';
 import { parseDurationFlag } from '../../src/util/duration.js';
 import { SNAPSHOT_MODES, type SnapshotMode } from '../../src/snapshot/hasher.js';
 import { KilnError } from '../../src/util/errors.js';
-import { loggerFromArgs, withLoggingOptions, type LoggingArgs } from '../options/logging.js';
+import { withLoggingOptions, type LoggingArgs } from '../options/logging.js';
+import { logSummary } from '../../src/builder/summary.js';
+import { createBuildOutput } from '../../src/util/progress-output.js';
 import { registryOptionsFromArgs, withRegistryOptions, type RegistryArgs } from '../options/registry.js';
+import { withKanikoCompat } from '../options/compat.js';
+import { noPushFromEnv } from '../options/compat-env.js';
+import { resolveDockerfilePath } from '../options/dockerfile-path.js';
 
 interface BuildArgs extends LoggingArgs, RegistryArgs {
   context: string;
@@ -61,22 +66,22 @@ interface BuildArgs extends LoggingArgs, RegistryArgs {
 const GROUP = 'Build:';
 const OUTPUT = 'Output:';
 
-/** kaniko flags kiln knows but does not implement yet: refused by name, never silently ignored. */
-const NOT_YET_SUPPORTED = ['use-new-run', 'push-ignore-immutable-tag-errors', 'bucket'];
 const CACHE = 'Cache:';
 
 export const buildCommand = {
   command: 'build',
   describe: "Build a Dockerfile into an image (kaniko's executor)",
   builder: (argv: Argv) => {
-    let chain = withRegistryOptions(withLoggingOptions(argv))
+    // Old kaniko spellings (--tarPath, --snapshotMode, --customPlatform, --whitelist-var-run)
+    // are aliases; kaniko flags with no kiln option of their own come from withKanikoCompat.
+    const chain = withRegistryOptions(withLoggingOptions(argv))
       .option('context', { alias: 'c', type: 'string', default: '/workspace/', describe: 'Build context: a directory, dir://DIR, tar://FILE.tar.gz, tar://stdin, an http(s) URL of a .tar.gz, or a git repository (git://HOST/REPO.git#REF, https://HOST/REPO.git#REF:DIR)', group: GROUP })
       .option('context-sub-path', { type: 'string', describe: 'A sub-directory of the context to use as the context', group: GROUP })
       .option('git', { type: 'string', array: true, describe: 'Git context options: branch=B,single-branch=BOOL,recurse-submodules=BOOL,insecure-skip-tls=BOOL', group: GROUP })
-      .option('dockerfile', { alias: 'f', type: 'string', default: 'Dockerfile', describe: 'The Dockerfile, relative to the context or absolute', group: GROUP })
+      .option('dockerfile', { alias: 'f', type: 'string', default: 'Dockerfile', describe: 'The Dockerfile: the path as given if it exists, else relative to the context', group: GROUP })
       .option('destination', { alias: 'd', type: 'string', array: true, default: [], describe: 'Image to push to (repeatable)', group: OUTPUT })
-      .option('no-push', { type: 'boolean', default: false, describe: 'Build without pushing', group: OUTPUT })
-      .option('tar-path', { type: 'string', describe: 'Write the image as a docker tarball', group: OUTPUT })
+      .option('no-push', { type: 'boolean', default: noPushFromEnv(process.env), describe: 'Build without pushing (default: KANIKO_NO_PUSH, else false)', group: OUTPUT })
+      .option('tar-path', { alias: 'tarPath', type: 'string', describe: 'Write the image as a docker tarball', group: OUTPUT })
       .option('oci-layout-path', { type: 'string', describe: 'Write the image to an OCI layout directory', group: OUTPUT })
       .option('digest-file', { type: 'string', describe: 'Write the image digest to this file', group: OUTPUT })
       .option('image-name-with-digest-file', { type: 'string', describe: 'Write destination@digest lines to this file', group: OUTPUT })
@@ -85,19 +90,19 @@ export const buildCommand = {
       .option('target', { type: 'string', describe: 'The stage to build', group: GROUP })
       .option('skip-unused-stages', { type: 'boolean', default: false, describe: 'Build only the stages the target needs', group: GROUP })
       .option('label', { type: 'string', array: true, default: [], describe: 'KEY=VALUE label added to the image (repeatable)', group: GROUP })
-      .option('custom-platform', { type: 'string', describe: 'Platform of the built image, e.g. linux/arm64 (default: this machine)', group: GROUP })
-      .option('snapshot-mode', { choices: SNAPSHOT_MODES, default: 'full' as SnapshotMode, describe: 'How changes are found: full (content), redo (metadata), time (mtime)', group: GROUP })
+      .option('custom-platform', { alias: 'customPlatform', type: 'string', describe: 'Platform of the built image, e.g. linux/arm64 (default: this machine)', group: GROUP })
+      .option('snapshot-mode', { alias: 'snapshotMode', choices: SNAPSHOT_MODES, default: 'full' as SnapshotMode, describe: 'How changes are found: full (content), redo (metadata), time (mtime)', group: GROUP })
       .option('single-snapshot', { type: 'boolean', default: false, describe: 'One layer per stage, taken at its end', group: GROUP })
       .option('reproducible', { type: 'boolean', default: false, describe: 'Zero every timestamp, for identical digests from identical inputs', group: GROUP })
       .option('compression', { choices: ['gzip', 'zstd'] as const, default: 'gzip' as Compression, describe: 'Layer compression', group: GROUP })
       .option('compression-level', { type: 'number', default: -1, describe: 'Compression level (-1: the default)', group: GROUP })
       .option('ignore-path', { type: 'string', array: true, default: [], describe: 'A path never snapshotted (repeatable)', group: GROUP })
-      .option('ignore-var-run', { type: 'boolean', default: true, describe: 'Leave /var/run out of snapshots', group: GROUP })
+      .option('ignore-var-run', { alias: 'whitelist-var-run', type: 'boolean', default: true, describe: 'Leave /var/run out of snapshots', group: GROUP })
       .option('cleanup', { type: 'boolean', default: false, describe: 'Clean the filesystem at the end of the build', group: GROUP })
       .option('kaniko-dir', { type: 'string', default: process.env.KANIKO_DIR ?? '/kaniko', describe: "The executor's own directory, never part of an image", group: GROUP })
       .option('isolation', { choices: ['none', 'chroot'] as const, describe: 'How RUN is isolated (default: none inside the executor image, chroot elsewhere)', group: GROUP })
       .option('root-dir', { type: 'string', describe: 'Where stage root filesystems go with --isolation=chroot (default: a temporary directory)', group: GROUP })
-      .option('force', { type: 'boolean', default: false, describe: 'Build outside a container (accepted for compatibility)', group: GROUP })
+      .option('force', { type: 'boolean', default: false, describe: 'Accepted for kaniko: kiln builds outside a container without it', group: GROUP })
       .option('cache', { type: 'boolean', default: false, describe: 'Reuse layers of earlier builds from --cache-repo, and store new ones there', group: CACHE })
       .option('cache-repo', { type: 'string', describe: 'Registry repository of the layer cache, or oci:/path for a local OCI layout (default: <first destination>/cache)', group: CACHE })
       .option('cache-ttl', { type: 'string', default: '336h', describe: 'How long a cached layer is used (Go duration: 336h, 90m)', group: CACHE })
@@ -105,32 +110,24 @@ export const buildCommand = {
       .option('cache-copy-layers', { type: 'boolean', default: false, describe: 'Cache the layers of COPY and ADD steps', group: CACHE })
       .option('no-push-cache', { type: 'boolean', default: false, describe: 'Look layers up in the cache, but store none', group: CACHE })
       .option('compressed-caching', { type: 'boolean', default: true, describe: 'Accepted for compatibility: kiln streams cached layers and never holds them in memory', group: CACHE })
-      .option('cache-dir', { type: 'string', describe: "Directory of base images stored by 'kiln warm'; FROM looks there before the registry", group: CACHE })
+      .option('cache-dir', { type: 'string', default: '/cache', describe: "Directory of base images stored by 'kiln warm'; FROM looks there before the registry ('' for none)", group: CACHE })
       .option('cache-explain', { type: 'boolean', default: false, describe: "Print every step's cache key and the inputs it is made of", group: CACHE });
-    for (const flag of NOT_YET_SUPPORTED) chain = chain.option(flag, { hidden: true });
-    return chain;
+    return withKanikoCompat(chain, 'build');
   },
   handler: async (args: BuildArgs) => {
-    for (const flag of NOT_YET_SUPPORTED) {
-      if ((args as unknown as Record<string, unknown>)[flag] !== undefined) {
-        throw new KilnError('USAGE', `--${flag} is a kaniko flag kiln does not support yet; remove it to build without it.`);
-      }
-    }
-    const logger = loggerFromArgs(args);
+    // Logs, progress and RUN output share stderr: made together so they never write over each other.
+    const output = createBuildOutput({ level: args.verbosity, format: args['log-format'], timestamp: args['log-timestamp'], stream: process.stderr });
+    const { logger } = output;
     const context = await prepareContext(args.context, args['context-sub-path'], args['root-dir'] ?? tmpdir(), process.stdin, logger, { git: args.git });
     const client = new RegistryClient({ registry: registryOptionsFromArgs(args, process.env), credentials: createCredentialStore({ logger }), logger, userAgent: 'kiln' });
     try {
       const options = buildOptionsFromArgs(args, context.dir);
-      const result = await executeBuild(options, { client, logger, output: { stdout: process.stderr, stderr: process.stderr } });
-      for (const stage of result.stages) {
-        for (const step of stage.steps) {
-          const size = step.layerBytes === undefined ? 'no layer' : `${(step.layerBytes / 1024).toFixed(1)} KiB`;
-          logger.info(`  stage ${stage.index} line ${step.line}: ${step.seconds.toFixed(2)} s, ${size}: ${step.text.slice(0, 80)}`);
-        }
-      }
-      logger.info(`built ${result.image.digest}`);
+      const result = await executeBuild(options, { client, logger, progress: output.progress, output: { stdout: output.commandOutput, stderr: output.commandOutput } });
+      logSummary(logger, result.summary, output.json);
+      // Scripts read the digest from stdout: it stays the one thing written there.
       process.stdout.write(result.image.digest + '\n');
     } finally {
+      output.close();
       await client.close();
       await context.dispose();
     }
@@ -138,10 +135,7 @@ export const buildCommand = {
 };
 
 function buildOptionsFromArgs(args: BuildArgs, contextDir: string): BuildOptions {
-  const dockerfilePath = isAbsolute(args.dockerfile) ? args.dockerfile : join(contextDir, args.dockerfile);
-  if (!existsSync(dockerfilePath)) {
-    throw new KilnError('USAGE', `the Dockerfile ${dockerfilePath} does not exist; pass --dockerfile relative to the context or as an absolute path.`);
-  }
+  const dockerfilePath = resolveDockerfilePath(args.dockerfile, contextDir);
   const destinations = args.destination.map((text) => parseReference(text));
   if (destinations.length === 0 && !args['no-push']) {
     throw new KilnError('USAGE', 'give at least one --destination, or --no-push to build without pushing.');
@@ -153,7 +147,7 @@ function buildOptionsFromArgs(args: BuildArgs, contextDir: string): BuildOptions
     dockerfilePath,
     dockerfileName: args.dockerfile,
     destinations,
-    noPush: args['no-push'] || process.env.KANIKO_NO_PUSH === 'true',
+    noPush: args['no-push'],
     ...(args['tar-path'] ? { tarPath: args['tar-path'] } : {}),
     ...(args['oci-layout-path'] ? { ociLayoutPath: args['oci-layout-path'] } : {}),
     ...(args['digest-file'] ? { digestFile: args['digest-file'] } : {}),

@@ -10,6 +10,7 @@ import { parseDurationFlag } from '../../src/util/duration.js';
 import { KilnError } from '../../src/util/errors.js';
 import { loggerFromArgs, withLoggingOptions, type LoggingArgs } from '../options/logging.js';
 import { registryOptionsFromArgs, withRegistryOptions, type RegistryArgs } from '../options/registry.js';
+import { withKanikoCompat } from '../options/compat.js';
 
 interface WarmArgs extends LoggingArgs, RegistryArgs {
   image: string[];
@@ -27,7 +28,7 @@ export const warmCommand = {
   command: 'warm',
   describe: 'Download base images into the --cache-dir OCI layout that kiln build --cache-dir reads (kaniko\'s warmer)',
   builder: (argv: Argv) =>
-    withRegistryOptions(withLoggingOptions(argv))
+    withKanikoCompat(withRegistryOptions(withLoggingOptions(argv))
       .option('image', { alias: 'i', type: 'string', array: true, default: [], describe: 'An image to warm (repeatable)', group: GROUP })
       .option('dockerfile', { alias: 'd', type: 'string', describe: 'Warm the images this Dockerfile\'s FROM lines name', group: GROUP })
       .option('build-arg', { type: 'string', array: true, default: [], describe: 'KEY=VALUE for ARGs before the first FROM of --dockerfile (repeatable)', group: GROUP })
@@ -39,7 +40,8 @@ export const warmCommand = {
         group: GROUP,
       })
       .option('force', { alias: 'f', type: 'boolean', default: false, describe: 'Download again even images and blobs already cached', group: GROUP })
-      .option('custom-platform', { type: 'string', describe: 'Platform to pick from multi-platform images, e.g. linux/arm64 (default: this machine)', group: GROUP }),
+      // kaniko's warmer spells it --customPlatform only.
+      .option('custom-platform', { alias: 'customPlatform', type: 'string', describe: 'Platform to pick from multi-platform images, e.g. linux/arm64 (default: this machine)', group: GROUP }), 'warm'),
   handler: async (args: WarmArgs) => warm(args),
 };
 

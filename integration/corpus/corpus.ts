@@ -2,17 +2,15 @@
 // context with its Dockerfile. Fixtures name the servers of a test run with placeholders
 // ({{REGISTRY}}, {{HTTP}}, ...), filled in when the context is copied to a temp directory.
 // What kiln produced is checked with tools kiln did not write: skopeo, umoci and runc.
-import { spawn } from 'node:child_process';
 import { cpSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pullToLayout, runImage, skopeoInspect, umociUnpack, type ImageRun, type RunningRegistry } from '../harness/index.js';
+import { pullToLayout, runImage, runKiln as runKilnProcess, skopeoInspect, umociUnpack, type ImageRun, type RunningRegistry } from '../harness/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The compiled helper runs from dist/integration/corpus; the fixtures stay in the source tree. */
 export const CORPUS_DIR = resolve(here, '..', '..', '..', 'integration', 'corpus');
-export const KILN = resolve(here, '..', '..', 'cmd', 'kiln.js');
 
 export interface KilnResult {
   code: number;
@@ -128,24 +126,9 @@ export class Corpus {
   }
 }
 
-export function runKiln(args: string[], env: Record<string, string> = {}): Promise<KilnResult> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [KILN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const stderr = Buffer.concat(err).toString();
-      resolvePromise({
-        code: code ?? -1,
-        stdout: Buffer.concat(out).toString(),
-        stderr,
-        errors: stderr.split('\n').filter((line) => line.startsWith('kiln: error:')),
-      });
-    });
-  });
+export async function runKiln(args: string[], env: Record<string, string> = {}): Promise<KilnResult> {
+  const run = await runKilnProcess(args, { env });
+  return { ...run, errors: run.stderr.split('\n').filter((line) => line.startsWith('kiln: error:')) };
 }
 
 function listFiles(dir: string): string[] {

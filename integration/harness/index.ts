@@ -8,3 +8,4 @@ export type { LoggedRequest } from './access-log.js';
 export type { TokenRequest } from './token-server.js';
 export type { Credentials } from './skopeo.js';
 export { runImage, type ImageRun } from './runc.js';
+export { KILN, runKiln, type KilnRun, type KilnRunOptions } from './kiln.js';

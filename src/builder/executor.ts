@@ -21,6 +21,7 @@ import { extractImage } from '../snapshot/extract.js';
 import { IgnoreList } from '../snapshot/ignore.js';
 import { KilnError, describeError, isKilnError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
+import { logOnlyProgress, type ProgressSink } from '../util/progress.js';
 import { retryOperation } from '../util/retry.js';
 import type { CopySources } from './commands/copy.js';
 import { atLine } from './commands/located.js';
@@ -29,18 +30,24 @@ import { wipeRoot } from './isolation/wipe.js';
 import { stageKeys, stageStartKey, type PlannedKey, type StageStart } from './cache-keys.js';
 import type { BuildOptions, CacheOptions } from './options.js';
 import { writeOutputs } from './outputs.js';
+import { BuildProgress, extractedLine } from './progress.js';
 import { buildStage, stepsToRun, type StageCache, type StageEnvironment, type StageResult, type StepReport } from './stage.js';
+import { summarizeBuild, type BuildSummary } from './summary.js';
 
 export interface BuildResult {
   image: Image;
   pushed: PushResult[];
   stages: { index: number; name?: string; steps: StepReport[] }[];
+  /** What the build did, for the report at its end. */
+  summary: BuildSummary;
 }
 
 export interface BuildDependencies {
   client: RegistryClient;
   logger: Logger;
   output: { stdout: Writable; stderr: Writable };
+  /** Where long work shows its progress; by default only its results are logged. */
+  progress?: ProgressSink;
 }
 
 /**
@@ -50,7 +57,9 @@ export interface BuildDependencies {
  */
 export async function executeBuild(options: BuildOptions, deps: BuildDependencies): Promise<BuildResult> {
   const { logger, client } = deps;
-  const plan = await planBuild(options);
+  const started = performance.now();
+  const progress = new BuildProgress(deps.progress ?? logOnlyProgress(logger));
+  const plan = await progress.phases.time('plan', () => planBuild(options));
   const stagesToBuild = options.skipUnusedStages ? plan.required : plan.stages.slice(0, plan.target + 1).map((stage) => stage.index);
   const inPlace = options.isolation === 'none';
   if (inPlace && stagesToBuild.length > 1 && !existsSync(join(options.kanikoDir, EXECUTOR_MARKER))) {
@@ -83,7 +92,10 @@ export async function executeBuild(options: BuildOptions, deps: BuildDependencie
         // The stage's own root is gone, or was never made (its steps came from the cache).
         root = (async () => {
           const dir = await mkdtemp(join(workDir, `stage-${index}-`));
-          await extractImage((await stageResult(index)).image, { rootDir: dir, ignore, spoolDir: workDir, logger });
+          const image = (await stageResult(index)).image;
+          const name = plan.stages[index]!.name;
+          const label = name ? `stage ${index} (${name})` : `stage ${index}`;
+          await progress.extract(image.layers, label, (layers) => extractImage({ ...image, layers }, { rootDir: dir, ignore, spoolDir: workDir, logger }), (stats) => extractedLine(label, stats));
           return dir;
         })();
         roots.set(index, root);
@@ -98,10 +110,11 @@ export async function executeBuild(options: BuildOptions, deps: BuildDependencie
       logger,
       output: deps.output,
       workDir,
-      sources: copySources(options, stageRoot, images, await loadDockerignore(options), workDir, ignore, logger),
+      sources: copySources(options, stageRoot, images, await loadDockerignore(options), workDir, ignore, logger, progress),
+      progress,
     };
-    const stagePlans = await planStages(plan, stagesToBuild, images, options);
-    const caching = cache ? await lookUpStages(cache, stagePlans, options.cache!, env, images) : new Map<number, StageCache>();
+    const stagePlans = await progress.phases.time('plan', () => planStages(plan, stagesToBuild, images, options));
+    const caching = cache ? await progress.phases.time('plan', () => lookUpStages(cache, stagePlans, options.cache!, env, images)) : new Map<number, StageCache>();
     const lastUse = lastUseOfRoots(plan, stagesToBuild);
 
     const stageResult = (index: number): Promise<StageResult> => {
@@ -112,7 +125,7 @@ export async function executeBuild(options: BuildOptions, deps: BuildDependencie
           const base = stage.base.kind === 'stage' ? (await stageResult(stage.base.index)).image : stagePlans.get(index)!.base;
           const stagePlan = stagePlans.get(index)!.plan;
           const stageCache = caching.get(index);
-          if (stageCache) await reportMisses(stageCache, logger);
+          if (stageCache) await progress.phases.time('plan', () => reportMisses(stageCache, logger));
           if (inPlace) {
             // `/` holds one stage at a time: files this stage copies from others are set aside first.
             const toRun = stepsToRun(stagePlan, stageCache);
@@ -154,13 +167,23 @@ export async function executeBuild(options: BuildOptions, deps: BuildDependencie
       image = setContainerConfig(image, (config) => ({ ...config, Labels: { ...(config.Labels ?? {}), ...Object.fromEntries(options.labels) } }));
     }
     image = options.reproducible ? zeroTimes(image) : setCreated(image, new Date());
-    const pushed = await writeOutputs(image, options, client, logger, cache ? (digest) => cache.blobLocation(digest) : undefined);
+    const finished = image;
+    const pushed = await progress.phases.time('push', () =>
+      writeOutputs(finished, options, client, logger, cache ? (digest) => cache.blobLocation(digest) : undefined, progress),
+    );
     const built = [...results.keys()].sort((a, b) => a - b);
-    return {
-      image,
+    const stages = await Promise.all(built.map(async (index) => ({ index, ...(plan.stages[index]!.name ? { name: plan.stages[index]!.name } : {}), steps: (await results.get(index)!).steps })));
+    const summary = summarizeBuild({
+      dockerfileName: options.dockerfileName,
+      stages,
       pushed,
-      stages: await Promise.all(built.map(async (index) => ({ index, ...(plan.stages[index]!.name ? { name: plan.stages[index]!.name } : {}), steps: (await results.get(index)!).steps }))),
-    };
+      pulledBytes: progress.pulledBytes,
+      phases: progress.phases.seconds(),
+      seconds: (performance.now() - started) / 1000,
+      digest: image.digest,
+      cacheUsed: cache !== undefined,
+    });
+    return { image, pushed, stages, summary };
   } finally {
     await cache?.settle();
     await rm(workDir, { recursive: true, force: true }).catch((err: unknown) => logger.warn(`could not remove ${workDir}: ${describeError(err)}`));
@@ -315,6 +338,7 @@ function copySources(
   workDir: string,
   ignore: IgnoreList,
   logger: Logger,
+  progress: BuildProgress,
 ): CopySources {
   const imageRoots = new Map<string, Promise<string>>();
   return {
@@ -327,7 +351,8 @@ function copySources(
         root = (async () => {
           const image = await images.remote(ref);
           const dir = await mkdtemp(join(workDir, 'from-image-'));
-          await extractImage(image, { rootDir: dir, ignore, spoolDir: workDir, logger });
+          const label = `COPY --from=${ref}`;
+          await progress.extract(image.layers, label, (layers) => extractImage({ ...image, layers }, { rootDir: dir, ignore, spoolDir: workDir, logger }), (stats) => extractedLine(label, stats));
           return dir;
         })();
         imageRoots.set(ref, root);

@@ -9,7 +9,9 @@ import { pushImage, type PushOptions, type PushResult } from '../registry/push.j
 import { formatReference, type Reference } from '../registry/reference.js';
 import { describeError, KilnError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
+import { logOnlyProgress } from '../util/progress.js';
 import { retryOperation } from '../util/retry.js';
+import { BuildProgress } from './progress.js';
 
 export interface OutputOptions {
   destinations: readonly Reference[];
@@ -33,17 +35,25 @@ export async function writeOutputs(
   client: RegistryClient,
   logger: Logger,
   pendingLocation?: PushOptions['pendingLocation'],
+  progress: BuildProgress = new BuildProgress(logOnlyProgress(logger)),
 ): Promise<PushResult[]> {
   const pushed: PushResult[] = [];
   if (!options.noPush) {
     let known: BlobLocation[] = [];
     for (const destination of options.destinations) {
       const started = performance.now();
-      const result = await retryOperation(options.pushRetry, `pushing ${formatReference(destination)}`, logger, () =>
-        pushImage(client, image, destination, { logger, knownLocations: known, ...(pendingLocation ? { pendingLocation } : {}) }),
-      );
+      const pushing = progress.pushing(image, formatReference(destination));
+      let result: PushResult;
+      try {
+        result = await retryOperation(options.pushRetry, `pushing ${formatReference(destination)}`, logger, () =>
+          pushImage(client, pushing.image, destination, { logger, knownLocations: known, onBlob: pushing.onBlob, ...(pendingLocation ? { pendingLocation } : {}) }),
+        );
+      } catch (err) {
+        pushing.fail();
+        throw err;
+      }
       const mounted = result.blobs.filter((b) => b.result.kind === 'mounted').length;
-      logger.info(`pushed ${formatReference(destination)}@${result.digest} in ${((performance.now() - started) / 1000).toFixed(2)} s (${result.uploadedBytes} bytes uploaded, ${mounted} blobs mounted)`);
+      pushing.end(`pushed ${formatReference(destination)}@${result.digest} in ${((performance.now() - started) / 1000).toFixed(2)} s (${result.uploadedBytes} bytes uploaded, ${mounted} blobs mounted)`);
       pushed.push(result);
       known = [{ registry: destination.registry, repository: destination.repository }, ...known];
     }

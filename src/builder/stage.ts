@@ -23,6 +23,7 @@ import { executeWorkdir, workdirConfig } from './commands/workdir.js';
 import type { PlannedKey } from './cache-keys.js';
 import type { Isolation } from './isolation/index.js';
 import type { BuildOptions } from './options.js';
+import { extractedLine, type BuildProgress } from './progress.js';
 
 export interface StageEnvironment {
   options: BuildOptions;
@@ -35,6 +36,8 @@ export interface StageEnvironment {
   workDir: string;
   /** Files COPY/ADD read from: the context, earlier stages' roots, other images. */
   sources: CopySources;
+  /** Shows pulls, extractions and snapshots as they run, and times them for the summary. */
+  progress: BuildProgress;
 }
 
 export interface StageResult {
@@ -127,9 +130,13 @@ export async function buildStage(env: StageEnvironment, index: number, base: Ima
     const dir = options.rootDir ?? (await mkdtemp(join(env.workDir, `root-${index}-`)));
     await options.prepareRoot?.();
     const fileIndex = new FileIndex();
-    const started = performance.now();
-    await extractImage(image, { rootDir: dir, ignore: env.ignore, index: fileIndex, logger, spoolDir: env.workDir });
-    logger.info(`${stageName}: extracted ${image.layers.length} layers in ${seconds(started)} s`);
+    const extracting = image;
+    await env.progress.extract(
+      extracting.layers,
+      stageName,
+      (layers) => extractImage({ ...extracting, layers }, { rootDir: dir, ignore: env.ignore, index: fileIndex, logger, spoolDir: env.workDir }),
+      (stats) => extractedLine(stageName, stats),
+    );
     const snapshotter = new Snapshotter({ rootDir: dir, ignore: env.ignore, mode: buildOptions.snapshotMode, logger });
     await snapshotter.init(fileIndex);
     root = { dir, snapshotter, reindex: false, behind: false };
@@ -156,7 +163,8 @@ export async function buildStage(env: StageEnvironment, index: number, base: Ima
           layerBytes = layer.size;
           // A later step runs on these files: they go into the root now.
           if (root && number < lastToRun) {
-            await extractLayer(layer, { rootDir: root.dir, ignore: env.ignore, index: root.snapshotter.index, logger });
+            const into = root;
+            await env.progress.extract([layer], `${where} (cached layer)`, ([counted]) => extractLayer(counted!, { rootDir: into.dir, ignore: env.ignore, index: into.snapshotter.index, logger }));
             root.reindex = true;
           } else if (root) {
             root.behind = true;
@@ -167,22 +175,25 @@ export async function buildStage(env: StageEnvironment, index: number, base: Ima
         if (options.cache?.probes[number]) cacheReport = 'miss';
         const current = mustRun[number] ? await materialize() : undefined;
         const ctx: StepContext = { step, where, rootDir: current?.dir ?? '', config, isolation: env.isolation, logger, output: env.output };
-        const outcome = await executeStep(step, ctx, env, cmdSetInStage);
+        const outcome = await env.progress.phases.time('run', () => executeStep(step, ctx, env, cmdSetInStage));
         config = outcome.config;
         if (outcome.author) {
           history.author = outcome.author;
           author = outcome.author;
         }
-        const changes = buildOptions.singleSnapshot || !current ? undefined : await changesOf(outcome, current.snapshotter);
         let written: CachedResult | undefined = current && !buildOptions.singleSnapshot ? { kind: 'empty' } : undefined;
-        if (current && changes && (changes.changed.length > 0 || changes.deleted.length > 0)) {
-          const layer = await writeLayer({ rootDir: current.dir, changes, index: current.snapshotter.index }, layerOptions);
-          if (layer.kind === 'layer') {
-            current.snapshotter.recordContent(layer.contentHashes);
-            image = appendLayers(withConfig(image, config), [{ layer: layer.layer, history }]);
-            layerBytes = layer.layer.size;
-            written = { kind: 'layer', layer: layer.layer };
-          }
+        const layer = current && !buildOptions.singleSnapshot && outcome.effect.kind !== 'metadata'
+          ? await env.progress.snapshot(`${stageName} step ${number + 1}`, async () => {
+            const changes = await changesOf(outcome, current.snapshotter);
+            if (!changes || (changes.changed.length === 0 && changes.deleted.length === 0)) return undefined;
+            return writeLayer({ rootDir: current.dir, changes, index: current.snapshotter.index }, layerOptions);
+          })
+          : undefined;
+        if (current && layer?.kind === 'layer') {
+          current.snapshotter.recordContent(layer.contentHashes);
+          image = appendLayers(withConfig(image, config), [{ layer: layer.layer, history }]);
+          layerBytes = layer.layer.size;
+          written = { kind: 'layer', layer: layer.layer };
         }
         if (written && cacheReport === 'miss') options.cache!.cache.put(options.cache!.keys[number]!.key, written);
       }
@@ -195,7 +206,10 @@ export async function buildStage(env: StageEnvironment, index: number, base: Ima
       reports.push({ text, line: step.instruction.line, seconds: Number(seconds(started)), ...(layerBytes !== undefined ? { layerBytes } : {}), ...(cacheReport ? { cache: cacheReport } : {}) });
     }
     image = withConfig(image, config);
-    if (buildOptions.singleSnapshot) image = await singleSnapshot(image, pendingHistory, root!.snapshotter, root!.dir, layerOptions);
+    if (buildOptions.singleSnapshot) {
+      const whole = image;
+      image = await env.progress.snapshot(stageName, () => singleSnapshot(whole, pendingHistory, root!.snapshotter, root!.dir, layerOptions));
+    }
   } finally {
     await root?.snapshotter.close();
   }

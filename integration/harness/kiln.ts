@@ -1,0 +1,36 @@
+// Runs kiln's compiled command line the way a user or a pipeline does: a process of its own.
+import { spawn } from 'node:child_process';
+import { createReadStream } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const KILN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'cmd', 'kiln.js');
+
+export interface KilnRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface KilnRunOptions {
+  /** Added to this process's environment. */
+  env?: NodeJS.ProcessEnv;
+  /** A file to pipe into kiln's stdin (`--context tar://stdin`); stdin is closed otherwise. */
+  stdinFile?: string;
+}
+
+export function runKiln(args: readonly string[], options: KilnRunOptions = {}): Promise<KilnRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [KILN, ...args], {
+      stdio: [options.stdinFile ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...options.env },
+    });
+    if (options.stdinFile) createReadStream(options.stdinFile).pipe(child.stdin!);
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout!.on('data', (c: Buffer) => out.push(c));
+    child.stderr!.on('data', (c: Buffer) => err.push(c));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
+  });
+}

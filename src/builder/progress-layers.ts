@@ -1,0 +1,52 @@
+import { Transform, type Readable } from 'node:stream';
+import { decompress } from '../oci/compression.js';
+import type { Layer } from '../oci/layer.js';
+import { layerCompression } from '../oci/mediatypes.js';
+import { chain } from '../oci/streams.js';
+
+/** What a counted layer reports as its blob streams. */
+export interface BlobWatcher {
+  /** Someone asked for the blob (again, after a retry): called before it is fetched. */
+  requested?(): void;
+  bytes(count: number): void;
+  /** The blob was read to its end. */
+  ended?(): void;
+}
+
+/**
+ * The same layer, with every byte read from its blob reported to `watch`: how kiln counts
+ * what a pull downloads and a push uploads without the registry client or the extractor
+ * knowing. The tar stream is the counted blob decompressed, as every layer source makes it.
+ */
+export function countedLayer(layer: Layer, watch: BlobWatcher): Layer {
+  const compressed = async (): Promise<Readable> => {
+    watch.requested?.();
+    return chain(await layer.compressed(), counter(watch));
+  };
+  return {
+    digest: layer.digest,
+    diffId: layer.diffId,
+    size: layer.size,
+    mediaType: layer.mediaType,
+    ...(layer.urls ? { urls: layer.urls } : {}),
+    ...(layer.annotations ? { annotations: layer.annotations } : {}),
+    ...(layer.location ? { location: layer.location } : {}),
+    compressed,
+    async uncompressed() {
+      return chain(await compressed(), decompress(layerCompression(layer.mediaType)));
+    },
+  };
+}
+
+function counter(watch: BlobWatcher): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      watch.bytes(chunk.length);
+      callback(null, chunk);
+    },
+    flush(callback) {
+      watch.ended?.();
+      callback();
+    },
+  });
+}
