@@ -130,6 +130,13 @@ test('a changed build arg misses only from the step that refers to it', async ()
   assert.equal(rebuilt.code, 0, rebuilt.stderr);
   assert.deepEqual(hits(rebuilt), ['Dockerfile:4']);
   assert.deepEqual(misses(rebuilt), ['Dockerfile:5: build arg B changed']);
+
+  // --cache-explain shows each key's inputs; build arg values only as hashes.
+  const explained = await kilnBuild([...args, '--build-arg', 'B=secret-value', '--cache-explain']);
+  assert.equal(explained.code, 0, explained.stderr);
+  assert.match(explained.stderr, /Dockerfile:5 RUN echo "\$B" > \/b\n[^\n]*key: sha256:[0-9a-f]{64}/);
+  assert.match(explained.stderr, /build arg B: sha256:[0-9a-f]{64}/);
+  assert.doesNotMatch(explained.stderr, /secret-value/);
 });
 
 test('an entry older than --cache-ttl is a miss that says so', async () => {
