@@ -77,13 +77,17 @@ export async function executeBuild(options: BuildOptions, deps: BuildDependencie
   /** --isolation none: whether a stage has filled `/` already. */
   let slashInUse = false;
   const roots = new Map<number, Promise<string>>();
+  /** kaniko's --cleanup: the next build in this container starts from an empty `/`. */
+  let wipeAfter: IgnoreList | undefined;
   try {
     const ignore = await IgnoreList.create({
       rootDir: inPlace ? '/' : workDir,
-      kanikoDir: options.kanikoDir,
+      // The executor's directory is part of the root only when `/` is the image.
+      kanikoDir: inPlace ? options.kanikoDir : null,
       ignoreVarRun: options.ignoreVarRun,
       ignorePaths: inPlace ? [...options.ignorePaths, workDir] : options.ignorePaths,
     });
+    if (inPlace && options.cleanup) wipeAfter = ignore;
     const images = new ImageSource(options, deps, options.baseImageCache ? await openBaseImageCache(options.baseImageCache.dir, { ttlMs: options.baseImageCache.ttlMs, logger }) : undefined);
     const stageRoot = async (index: number): Promise<string> => {
       await stageResult(index);
@@ -144,7 +148,8 @@ export async function executeBuild(options: BuildOptions, deps: BuildDependencie
           // A stage's files are kept exactly as long as a later stage may still COPY --from them.
           if (!inPlace) {
             for (const [stage, last] of lastUse) {
-              const root = last === index ? roots.get(stage) : undefined;
+              // The target's root goes after the push: deleting a big tree is slow.
+              const root = last === index && stage !== plan.target ? roots.get(stage) : undefined;
               if (!root) continue;
               roots.delete(stage);
               await rm(await root, { recursive: true, force: true });
@@ -185,8 +190,11 @@ export async function executeBuild(options: BuildOptions, deps: BuildDependencie
     });
     return { image, pushed, stages, summary };
   } finally {
-    await cache?.settle();
+    // Cache uploads read layer files from workDir; the stage roots can go meanwhile.
+    const removeRoots = inPlace ? [] : [...roots.values()].map((root) => root.then((dir) => rm(dir, { recursive: true, force: true })).catch(() => undefined));
+    await Promise.all([cache?.settle(), ...removeRoots]);
     await rm(workDir, { recursive: true, force: true }).catch((err: unknown) => logger.warn(`could not remove ${workDir}: ${describeError(err)}`));
+    if (wipeAfter) await wipeRoot('/', wipeAfter);
   }
 }
 

@@ -139,6 +139,9 @@ export async function buildStage(env: StageEnvironment, index: number, base: Ima
     );
     const snapshotter = new Snapshotter({ rootDir: dir, ignore: env.ignore, mode: buildOptions.snapshotMode, logger });
     await snapshotter.init(fileIndex);
+    // In the executor's own `/`, files that were there before the base image are where the
+    // first step starts, not changes it made.
+    if (dir === '/') snapshotter.adoptUntracked();
     root = { dir, snapshotter, reindex: false, behind: false };
     return root;
   };

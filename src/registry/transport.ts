@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { rootCertificates } from 'node:tls';
 import type { Readable } from 'node:stream';
 import { Agent, request, type Dispatcher } from 'undici';
@@ -140,9 +141,10 @@ export class HttpTransport {
 
 function connectOptions(tls: TlsSettings): Record<string, unknown> {
   const options: Record<string, unknown> = { rejectUnauthorized: tls.rejectUnauthorized };
-  if (tls.caFiles.length > 0) {
+  const extra = [...environmentCertificates(process.env), ...tls.caFiles.map((file) => readPem(file, 'CA certificate'))];
+  if (extra.length > 0) {
     // A custom `ca` replaces Node's bundled roots, so keep them alongside the extra CAs.
-    options.ca = [...rootCertificates, ...tls.caFiles.map((file) => readPem(file, 'CA certificate'))];
+    options.ca = [...rootCertificates, ...extra];
   }
   if (tls.clientCert) {
     options.cert = readPem(tls.clientCert.cert, 'client certificate');
@@ -232,4 +234,30 @@ export function headerValue(headers: HttpResponse['headers'], name: string): str
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * CA certificates named the way Go programs such as kaniko read them: the file SSL_CERT_FILE
+ * and every file in the SSL_CERT_DIR directories (no hashed names needed). kiln's executor
+ * image points both at /kaniko/ssl/certs, where pipelines append to the bundle or mount CAs.
+ */
+export function environmentCertificates(env: NodeJS.ProcessEnv): string[] {
+  const files = env.SSL_CERT_FILE ? [env.SSL_CERT_FILE] : [];
+  for (const dir of (env.SSL_CERT_DIR ?? '').split(':').filter(Boolean)) {
+    try {
+      for (const name of readdirSync(dir).sort()) files.push(join(dir, name));
+    } catch {
+      // No such directory: Go skips it too.
+    }
+  }
+  const pems: string[] = [];
+  for (const file of new Set(files)) {
+    try {
+      const text = readFileSync(file, 'utf8');
+      if (text.includes('-----BEGIN CERTIFICATE-----')) pems.push(text);
+    } catch {
+      // A directory or an unreadable file: skipped, as by Go.
+    }
+  }
+  return pems;
 }

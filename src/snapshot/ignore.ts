@@ -4,8 +4,11 @@ import { posix } from 'node:path';
 export interface IgnoreListOptions {
   /** The root directory being built; mount points are only looked up when it is `/`. */
   rootDir: string;
-  /** kaniko's --kaniko-dir: where the executor keeps itself; never part of an image. */
-  kanikoDir?: string;
+  /**
+   * kaniko's --kaniko-dir: where the executor keeps itself, never part of an image; null when
+   * the root being built is not the executor's own `/` (the directory is not in it).
+   */
+  kanikoDir?: string | null;
   /** --ignore-var-run (default true). */
   ignoreVarRun?: boolean;
   /** --ignore-path, repeatable. */
@@ -29,8 +32,11 @@ export class IgnoreList {
   }
 
   static async create(options: IgnoreListOptions): Promise<IgnoreList> {
-    const paths = [...ALWAYS_IGNORED, options.kanikoDir ?? '/kaniko'];
-    if (options.ignoreVarRun ?? true) paths.push('/var/run', '/run');
+    const paths = [...ALWAYS_IGNORED];
+    if (options.kanikoDir !== null) paths.push(options.kanikoDir ?? '/kaniko');
+    // kaniko's --ignore-var-run: /var/run only. /run belongs to the image (Debian's /var/run
+    // points there); whatever the pod mounts below it is on the list as a mount point.
+    if (options.ignoreVarRun ?? true) paths.push('/var/run');
     paths.push(...(options.ignorePaths ?? []));
     if (posix.resolve(options.rootDir) === '/') {
       const mountInfo = options.mountInfo ?? (await readFile('/proc/self/mountinfo', 'utf8').catch(() => ''));

@@ -127,6 +127,20 @@ export class Snapshotter {
     );
   }
 
+  /**
+   * Records every path of the root that the index lacks, as it is now. In the executor's own
+   * `/` the files that were there before the base image (the executor image's own, outside
+   * the ignore list) are where the first step starts, not changes it made.
+   */
+  adoptUntracked(): void {
+    const racyBefore = Date.now() - RACY_WINDOW_MS;
+    for (const entry of walk(this.walkOptions('/', () => {}))) {
+      if (this.fileIndex.has(entry.path)) continue;
+      this.fileIndex.set(entry.path, recordOfEntry(entry));
+      if (entry.stats.ctimeMs >= racyBefore) this.racy.add(entry.path);
+    }
+  }
+
   /** Walks the whole root: everything added, changed (per mode) or deleted since the last scan. */
   async scan(): Promise<ChangeSet> {
     const detector = this.ready();
