@@ -150,4 +150,36 @@ describe('kiln\'s executor image in a pod', { skip: isRoot ? false : 'needs root
       assert.deepEqual((await layerEntries(layout, name)).slice(1), [files], `the layers of ${name}`);
     }
   });
+  // kaniko's model with several stages: each stage is built in the same `/`, emptied between
+  // them; what a later stage copies from an earlier one is set aside first.
+  it('builds several stages in its own /, each on a clean /', async () => {
+    const dir = join(work, 'stages');
+    await mkdir(dir);
+    await writeFile(join(dir, 'Dockerfile'), [
+      `FROM ${registry.host}/base/debian:bookworm AS builder`,
+      'RUN mkdir /out && echo "built on $(. /etc/os-release && echo $ID)" > /out/artifact && echo junk > /junk',
+      `FROM ${registry.host}/base/busybox:1`,
+      'RUN test ! -e /junk && test ! -e /etc/os-release && echo clean > /clean',
+      'COPY --from=builder /out/artifact /artifact',
+      'CMD ["cat", "/artifact", "/clean"]',
+      '',
+    ].join('\n'));
+    const ran = await runPod({
+      layout: executor.runnable,
+      tag: 'latest',
+      args: ['--dockerfile=Dockerfile', `--destination=${registry.host}/pod/stages:1`],
+      mounts: [
+        { source: dir, destination: '/workspace' },
+        { source: dockerConfig, destination: '/kaniko/.docker/config.json', readonly: true },
+      ],
+    });
+    assert.equal(ran.code, 0, `the executor failed:\n${ran.stderr}`);
+    const layout = join(dir, 'pulled');
+    await pullToLayout(registry, 'pod/stages:1', layout, 'stages');
+    const run = await runImage(layout, 'stages');
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout, 'built on debian\nclean\n');
+    const added = (await layerEntries(layout, 'stages')).slice(1);
+    assert.deepEqual(added, [['clean'], ['artifact']], 'the final stage holds only its own steps');
+  });
 });
