@@ -1,9 +1,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { busyboxLayout, pullToLayout, pushLayout, runImage, runKiln, skopeoInspect, startRegistry, type KilnRun, type RunningRegistry } from './harness/index.js';
+import { join } from 'node:path';
+import { busyboxLayout, pullToLayout, pushLayout, runImage, runKiln, skopeoInspect, writeContext, startRegistry, type KilnRun, type RunningRegistry } from './harness/index.js';
 
 const work = mkdtempSync(join(tmpdir(), 'kiln-build-test-'));
 let registry: RunningRegistry;
@@ -22,12 +22,7 @@ after(async () => {
 
 /** A build context directory with these files (Dockerfile included). */
 function context(name: string, files: Record<string, string>): string {
-  const dir = join(work, name);
-  for (const [path, content] of Object.entries(files)) {
-    mkdirSync(dirname(join(dir, path)), { recursive: true });
-    writeFileSync(join(dir, path), content);
-  }
-  return dir;
+  return writeContext(join(work, name), files);
 }
 
 function kilnBuild(args: string[]): Promise<KilnRun> {

@@ -2,10 +2,10 @@
 // processes, nothing local shared) meet only through the cache repository in the registry.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { busyboxLayout, pullToLayout, pushLayout, runImage, runKiln, skopeoInspect, startRegistry, type KilnRun, type RunningRegistry } from './harness/index.js';
+import { join } from 'node:path';
+import { busyboxLayout, pullToLayout, pushLayout, runImage, runKiln, skopeoInspect, writeContext, startRegistry, type KilnRun, type RunningRegistry } from './harness/index.js';
 import type { LoggedRequest } from './harness/access-log.js';
 
 const work = mkdtempSync(join(tmpdir(), 'kiln-cache-test-'));
@@ -26,12 +26,7 @@ after(async () => {
 
 /** Writes (or rewrites) the files of a build context. */
 function context(name: string, files: Record<string, string>): string {
-  const dir = join(work, name);
-  for (const [path, content] of Object.entries(files)) {
-    mkdirSync(dirname(join(dir, path)), { recursive: true });
-    writeFileSync(join(dir, path), content);
-  }
-  return dir;
+  return writeContext(join(work, name), files);
 }
 
 interface Built extends KilnRun {

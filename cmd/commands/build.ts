@@ -8,8 +8,6 @@ import { EXECUTOR_MARKER } from '../../src/builder/isolation/index.js';
 import type { BuildOptions } from '../../src/builder/options.js';
 import type { Compression } from '../../src/oci/mediatypes.js';
 import { hostPlatform, parsePlatform } from '../../src/oci/platform.js';
-import { RegistryClient } from '../../src/registry/client.js';
-import { createCredentialStore } from '../../src/registry/credentials.js';
 import { parseReference, type Reference } from '../../src/registry/reference.js';
 import { defaultCacheRepo, parseCacheRepo } from '../../src/cache/open.js';
 import { parseDurationFlag } from '../../src/util/duration.js';
@@ -18,7 +16,8 @@ import { KilnError } from '../../src/util/errors.js';
 import { withLoggingOptions, type LoggingArgs } from '../options/logging.js';
 import { logSummary } from '../../src/builder/summary.js';
 import { createBuildOutput } from '../../src/util/progress-output.js';
-import { registryOptionsFromArgs, withRegistryOptions, type RegistryArgs } from '../options/registry.js';
+import { parseBuildArgFlags } from '../options/build-args.js';
+import { registryClientFromArgs, withRegistryOptions, type RegistryArgs } from '../options/registry.js';
 import { withKanikoCompat } from '../options/compat.js';
 import { noPushFromEnv } from '../options/compat-env.js';
 import { resolveDockerfilePath } from '../options/dockerfile-path.js';
@@ -119,7 +118,7 @@ export const buildCommand = {
     const output = createBuildOutput({ level: args.verbosity, format: args['log-format'], timestamp: args['log-timestamp'], stream: process.stderr });
     const { logger } = output;
     const context = await prepareContext(args.context, args['context-sub-path'], args['root-dir'] ?? tmpdir(), process.stdin, logger, { git: args.git });
-    const client = new RegistryClient({ registry: registryOptionsFromArgs(args, process.env), credentials: createCredentialStore({ logger }), logger, userAgent: 'kiln' });
+    const client = registryClientFromArgs(args, logger);
     try {
       const options = buildOptionsFromArgs(args, context.dir);
       const result = await executeBuild(options, { client, logger, progress: output.progress, output: { stdout: output.commandOutput, stderr: output.commandOutput } });
@@ -153,7 +152,7 @@ function buildOptionsFromArgs(args: BuildArgs, contextDir: string): BuildOptions
     ...(args['digest-file'] ? { digestFile: resolve(args['digest-file']) } : {}),
     ...(args['image-name-with-digest-file'] ? { imageNameWithDigestFile: resolve(args['image-name-with-digest-file']) } : {}),
     ...(args['image-name-tag-with-digest-file'] ? { imageNameTagWithDigestFile: resolve(args['image-name-tag-with-digest-file']) } : {}),
-    buildArgs: parseBuildArgs(args['build-arg']),
+    buildArgs: parseBuildArgFlags(args['build-arg']),
     ...(args.target ? { target: args.target } : {}),
     skipUnusedStages: args['skip-unused-stages'],
     labels: parseLabels(args.label),
@@ -194,17 +193,6 @@ function cacheOptionsFromArgs(args: BuildArgs, destinations: readonly Reference[
     explain: args['cache-explain'],
   };
   return options;
-}
-
-function parseBuildArgs(values: readonly string[]): Map<string, string | undefined> {
-  const args = new Map<string, string | undefined>();
-  for (const value of values) {
-    const at = value.indexOf('=');
-    if (at === 0) throw new KilnError('USAGE', `--build-arg ${value}: the name before "=" is missing.`);
-    if (at < 0) args.set(value, undefined);
-    else args.set(value.slice(0, at), value.slice(at + 1));
-  }
-  return args;
 }
 
 function parseLabels(values: readonly string[]): Map<string, string> {

@@ -8,13 +8,12 @@ import type { BlobLocation } from '../../src/oci/layer.js';
 import { layoutImage, writeLayout } from '../../src/oci/layout.js';
 import { parsePlatform } from '../../src/oci/platform.js';
 import { writeDockerTarball } from '../../src/oci/tarball.js';
-import { RegistryClient } from '../../src/registry/client.js';
-import { createCredentialStore } from '../../src/registry/credentials.js';
+import type { RegistryClient } from '../../src/registry/client.js';
 import { pushImage } from '../../src/registry/push.js';
 import { fetchRemoteImage } from '../../src/registry/remote.js';
 import { formatReference, parseReference, type Reference } from '../../src/registry/reference.js';
 import { loggerFromArgs, withLoggingOptions, type LoggingArgs } from '../options/logging.js';
-import { registryOptionsFromArgs, withRegistryOptions, type RegistryArgs } from '../options/registry.js';
+import { registryClientFromArgs, withRegistryOptions, type RegistryArgs } from '../options/registry.js';
 import { formatBytes } from '../../src/util/format.js';
 
 interface CopyArgs extends LoggingArgs, RegistryArgs {
@@ -48,12 +47,7 @@ async function copy(args: CopyArgs): Promise<void> {
   if (destinations.length === 0 && !args['oci-layout-path'] && !args['tar-path']) {
     throw new KilnError('USAGE', 'kiln copy needs somewhere to copy to: a destination reference, --oci-layout-path or --tar-path.');
   }
-  const client = new RegistryClient({
-    registry: registryOptionsFromArgs(args, process.env),
-    credentials: createCredentialStore({ logger }),
-    logger,
-    userAgent: 'kiln',
-  });
+  const client = registryClientFromArgs(args, logger);
   try {
     const platform = args['custom-platform'] ? parsePlatform(args['custom-platform']) : undefined;
     const image = await retryOperation(args['image-download-retry'], `reading ${args.source}`, logger, () => readSource(client, args.source, platform, logger));

@@ -1,15 +1,14 @@
 import { resolve } from 'node:path';
 import type { Argv } from 'yargs';
-import { dockerfileBaseImages, parseBuildArgFlags } from '../../src/cache/warm-dockerfile.js';
+import { dockerfileBaseImages } from '../../src/cache/warm-dockerfile.js';
+import { parseBuildArgFlags } from '../options/build-args.js';
 import { warmImages, type WarmResult, type WarmTarget } from '../../src/cache/warmer.js';
 import { parsePlatform } from '../../src/oci/platform.js';
-import { RegistryClient } from '../../src/registry/client.js';
-import { createCredentialStore } from '../../src/registry/credentials.js';
 import { formatReference, parseReference } from '../../src/registry/reference.js';
 import { parseDurationFlag } from '../../src/util/duration.js';
 import { KilnError } from '../../src/util/errors.js';
 import { loggerFromArgs, withLoggingOptions, type LoggingArgs } from '../options/logging.js';
-import { registryOptionsFromArgs, withRegistryOptions, type RegistryArgs } from '../options/registry.js';
+import { registryClientFromArgs, withRegistryOptions, type RegistryArgs } from '../options/registry.js';
 import { withKanikoCompat } from '../options/compat.js';
 
 interface WarmArgs extends LoggingArgs, RegistryArgs {
@@ -63,12 +62,7 @@ async function warm(args: WarmArgs): Promise<void> {
   if (targets.length === 0 && !args.dockerfile) {
     throw new KilnError('USAGE', 'kiln warm needs something to warm: give --image (repeatable) or --dockerfile.');
   }
-  const client = new RegistryClient({
-    registry: registryOptionsFromArgs(args, process.env),
-    credentials: createCredentialStore({ logger }),
-    logger,
-    userAgent: 'kiln',
-  });
+  const client = registryClientFromArgs(args, logger);
   try {
     await warmImages(targets, {
       cacheDir: args['cache-dir'],

@@ -1,5 +1,8 @@
 import type { Argv } from 'yargs';
+import { RegistryClient } from '../../src/registry/client.js';
+import { createCredentialStore } from '../../src/registry/credentials.js';
 import { parseRegistryOptions, type RegistryOptions } from '../../src/registry/endpoints.js';
+import type { Logger } from '../../src/util/log.js';
 
 export interface RegistryArgs {
   insecure: boolean;
@@ -54,4 +57,9 @@ export function registryOptionsFromArgs(args: RegistryArgs, env: NodeJS.ProcessE
     },
     env,
   );
+}
+
+/** The registry client every command uses: the registry flags, docker's config.json and its helpers. */
+export function registryClientFromArgs(args: RegistryArgs, logger: Logger): RegistryClient {
+  return new RegistryClient({ registry: registryOptionsFromArgs(args, process.env), credentials: createCredentialStore({ logger }), logger, userAgent: 'kiln' });
 }

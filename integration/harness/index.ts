@@ -8,4 +8,4 @@ export type { LoggedRequest } from './access-log.js';
 export type { TokenRequest } from './token-server.js';
 export type { Credentials } from './skopeo.js';
 export { runImage, type ImageRun } from './runc.js';
-export { KILN, runKiln, type KilnRun, type KilnRunOptions } from './kiln.js';
+export { KILN, runKiln, writeContext, type KilnRun, type KilnRunOptions } from './kiln.js';
