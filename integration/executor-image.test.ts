@@ -8,13 +8,15 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, lstatSync, openSync, readFileSync, readSync, closeSync, readdirSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { busyboxLayout, pushLayout, startRegistry, type RunningRegistry } from './harness/index.js';
 import { executorImage, type ExecutorImage } from './harness/executor-image.js';
 import { runPod, unpacked } from './harness/pod.js';
 import { formatMiB } from '../scripts/executor-image.js';
 
 const isRoot = process.getuid?.() === 0;
+const REPOSITORY = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const PT_INTERP = 3;
 
 /** The ELF interpreter a program asks for, or undefined for a static one; read from its program headers. */
@@ -146,6 +148,16 @@ describe('kiln\'s executor image', { skip: isRoot ? false : 'needs root (umoci u
     const ran = await runPod({ layout: executor.runnable, tag: 'debug', command: ['/bin/sh', '-c', 'ls /busybox/busybox && executor --help | head -n 1 && warmer --help | head -n 1'] });
     assert.equal(ran.code, 0, ran.stderr);
     assert.equal(ran.stdout, '/busybox/busybox\nkiln build\nkiln warm\n');
+  });
+
+  it('holds every /kaniko and /busybox path the examples/ pipelines use', async () => {
+    const debugRoot = join(await unpacked(executor.runnable, 'debug'), 'rootfs');
+    const examples = execFileSync('grep', ['-rhoE', '/(kaniko|busybox)(/[A-Za-z0-9._-]+)*', join(REPOSITORY, 'examples')], { encoding: 'utf8' });
+    const used = [...new Set(examples.split('\n').filter(Boolean))].sort();
+    assert.ok(used.includes('/kaniko/executor') && used.includes('/busybox/sh'), `the examples name: ${used.join(' ')}`);
+    // The pipelines mount or write their registry credentials there themselves.
+    const missing = used.filter((path) => !path.startsWith('/kaniko/.docker') && !existsSync(join(path.startsWith('/busybox') ? debugRoot : rootfs, path)));
+    assert.deepEqual(missing, []);
   });
 
   describe('with a registry whose certificate a private CA signed', () => {
