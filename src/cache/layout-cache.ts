@@ -14,6 +14,7 @@ import type { Logger } from '../util/log.js';
 import { decodeEntry, encodeEntry, identityTag, keyTag, type CacheEntry } from './entry.js';
 import { withFileLock } from './file-lock.js';
 import { NOT_CACHED, NO_EARLIER_BUILD, explainAgainst, oneLine, probeResultOf, unreachable, unreadableEntry } from './lookup.js';
+import { BackgroundWrites } from './background-writes.js';
 import type { CachedResult, LayerCache, ProbeResult, StepKey } from './types.js';
 
 const PROBE_CONCURRENCY = 16;
@@ -45,14 +46,14 @@ export class LayoutLayerCache implements LayerCache {
   private readonly push: boolean;
   private readonly logger: Logger;
   private readonly now: () => Date;
-  private readonly writes = new Set<Promise<void>>();
-  private readonly storing = new Set<string>();
+  private readonly writes: BackgroundWrites;
   /** This cache's own index updates, one after another, so they queue here and not on the lock. */
   private indexUpdates: Promise<unknown> = Promise.resolve();
 
   constructor(options: LayoutLayerCacheOptions) {
     this.dir = options.dir;
     this.description = `oci:${options.dir}`;
+    this.writes = new BackgroundWrites(options.logger, this.description);
     this.ttlMs = options.ttlMs;
     this.push = options.push;
     this.logger = options.logger;
@@ -84,14 +85,7 @@ export class LayoutLayerCache implements LayerCache {
   }
 
   put(key: StepKey, result: CachedResult): void {
-    if (!this.push || this.storing.has(key.digest)) return;
-    this.storing.add(key.digest);
-    const write: Promise<void> = this.store(key, result)
-      .catch((err: unknown) => {
-        this.logger.warn(`could not store ${key.label} in the layer cache ${this.description}: ${oneLine(describeError(err))}`);
-      })
-      .finally(() => this.writes.delete(write));
-    this.writes.add(write);
+    if (this.push) this.writes.start(key, () => this.store(key, result));
   }
 
   async explainMiss(key: StepKey): Promise<string> {
@@ -110,7 +104,7 @@ export class LayoutLayerCache implements LayerCache {
   }
 
   async settle(): Promise<void> {
-    while (this.writes.size > 0) await Promise.all([...this.writes]);
+    await this.writes.settle();
   }
 
   /** Entries by ref name; empty when the layout has not been written yet. */

@@ -9,6 +9,7 @@ import { mapLimited } from '../util/limit.js';
 import type { Logger } from '../util/log.js';
 import { decodeEntry, encodeEntry, identityTag, keyTag } from './entry.js';
 import { NOT_CACHED, NO_EARLIER_BUILD, explainAgainst, oneLine, probeResultOf, unreachable, unreadableEntry } from './lookup.js';
+import { BackgroundWrites } from './background-writes.js';
 import type { CachedResult, LayerCache, ProbeResult, StepKey } from './types.js';
 
 /** Manifest reads in flight for one probe; the client's own limit applies on top. */
@@ -45,9 +46,7 @@ export class RegistryLayerCache implements LayerCache {
   private readonly push: boolean;
   private readonly logger: Logger;
   private readonly now: () => Date;
-  private readonly writes = new Set<Promise<void>>();
-  /** Keys this cache has started storing: a key is written once per build. */
-  private readonly storing = new Set<string>();
+  private readonly writes: BackgroundWrites;
   /** Layer blobs this cache has started uploading, by digest. */
   private readonly uploads = new Map<string, Promise<UploadOutcome>>();
 
@@ -56,6 +55,7 @@ export class RegistryLayerCache implements LayerCache {
     this.repo = { registry: options.repo.registry, repository: options.repo.repository };
     this.location = { registry: this.repo.registry, repository: this.repo.repository };
     this.description = repositoryName(this.repo);
+    this.writes = new BackgroundWrites(options.logger, this.description);
     this.ttlMs = options.ttlMs;
     this.push = options.push;
     this.logger = options.logger;
@@ -97,14 +97,7 @@ export class RegistryLayerCache implements LayerCache {
   }
 
   put(key: StepKey, result: CachedResult): void {
-    if (!this.push || this.storing.has(key.digest)) return;
-    this.storing.add(key.digest);
-    const write: Promise<void> = this.store(key, result)
-      .catch((err: unknown) => {
-        this.logger.warn(`could not store ${key.label} in the layer cache ${this.description}: ${oneLine(describeError(err))}`);
-      })
-      .finally(() => this.writes.delete(write));
-    this.writes.add(write);
+    if (this.push) this.writes.start(key, () => this.store(key, result));
   }
 
   async explainMiss(key: StepKey): Promise<string> {
@@ -124,7 +117,7 @@ export class RegistryLayerCache implements LayerCache {
   }
 
   async settle(): Promise<void> {
-    while (this.writes.size > 0) await Promise.all([...this.writes]);
+    await this.writes.settle();
   }
 
   private cachedLayer(descriptor: { digest: string; size: number; mediaType: string }, diffId: string): Layer {
