@@ -8,7 +8,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runTimed } from './build-process.js';
 
-const KILN = join(dirname(fileURLToPath(import.meta.url)), '../cmd/kiln.js');
+/** kiln's CLI in this build's output. */
+export const KILN = join(dirname(fileURLToPath(import.meta.url)), '../cmd/kiln.js');
 
 export interface KilnBuildOptions {
   contextDir: string;
@@ -56,14 +57,33 @@ export interface KilnBuildRun {
   exitSeconds: number;
   /** kiln's own seconds per phase (plan, pull, run, snapshot, push), from its summary. */
   phases: Record<string, number>;
+  /** Cache hits and misses from kiln's summary; null when the build ran without --cache. */
+  cache: { hits: number; misses: number } | null;
+  /** Layer bytes kiln downloaded (base, cached layers) and uploaded, from its summary. */
+  pulledBytes: number;
+  pushedBytes: number;
+  /** Blobs put in place at the destination, by how, from its summary. */
+  blobs: { uploaded: number; mounted: number; existing: number };
+  /** Every JSON record kiln logged, with when its line arrived (seconds since spawn). */
+  records: { at: number; record: LogRecord }[];
 }
 
-interface LogRecord {
+export interface LogRecord {
   time: number;
+  level?: number;
   msg: string;
   ms?: number;
   progress?: { phase: string; state: string; seconds?: number };
-  summary?: { seconds: number; steps: { stage: number; seconds: number; cached: boolean | null }[]; phases: Record<string, number> };
+  summary?: {
+    seconds: number;
+    steps: { stage: number; seconds: number; cached: boolean | null }[];
+    phases: Record<string, number>;
+    cache?: { hits: number; misses: number } | null;
+    pulledBytes?: number;
+    pushedBytes?: number;
+    blobs?: { uploaded: number; mounted: number; existing: number };
+  };
+  [field: string]: unknown;
 }
 
 export async function kilnBuild(options: KilnBuildOptions): Promise<KilnBuildRun> {
@@ -91,10 +111,10 @@ export async function kilnBuild(options: KilnBuildOptions): Promise<KilnBuildRun
   // The epoch ms of the spawn, from the first record's time and the moment its line arrived.
   const first = parsed[0];
   const spawnedAt = first ? first.record.time - first.at * 1000 : Date.now() - result.seconds * 1000;
-  return { seconds: result.seconds, digest, ...phasesOf(records, spawnedAt, result.seconds) };
+  return { seconds: result.seconds, digest, records: parsed, ...phasesOf(records, spawnedAt, result.seconds) };
 }
 
-function phasesOf(records: LogRecord[], spawnedAt: number, totalSeconds: number): Omit<KilnBuildRun, 'seconds' | 'digest'> {
+function phasesOf(records: LogRecord[], spawnedAt: number, totalSeconds: number): Omit<KilnBuildRun, 'seconds' | 'digest' | 'records'> {
   const summary = records.find((record) => record.summary)?.summary;
   if (!summary) throw new Error('kiln logged no build summary');
   let pushStart: number | undefined;
@@ -146,5 +166,9 @@ function phasesOf(records: LogRecord[], spawnedAt: number, totalSeconds: number)
     pushSeconds,
     exitSeconds: Math.max(0, totalSeconds - ((pushEnd ?? stepsEnd) - spawnedAt) / 1000),
     phases: summary.phases,
+    cache: summary.cache ?? null,
+    pulledBytes: summary.pulledBytes ?? 0,
+    pushedBytes: summary.pushedBytes ?? 0,
+    blobs: summary.blobs ?? { uploaded: 0, mounted: 0, existing: 0 },
   };
 }

@@ -250,14 +250,17 @@ export function environmentCertificates(env: NodeJS.ProcessEnv): string[] {
       // No such directory: Go skips it too.
     }
   }
-  const pems: string[] = [];
+  // Distributions keep each certificate three times (its file, a hash symlink, the bundle):
+  // each one once keeps the TLS context quick to build.
+  const pems = new Set<string>();
   for (const file of new Set(files)) {
+    let text: string;
     try {
-      const text = readFileSync(file, 'utf8');
-      if (text.includes('-----BEGIN CERTIFICATE-----')) pems.push(text);
+      text = readFileSync(file, 'utf8');
     } catch {
-      // A directory or an unreadable file: skipped, as by Go.
+      continue; // A directory or an unreadable file: skipped, as by Go.
     }
+    for (const match of text.matchAll(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g)) pems.add(match[0] + '\n');
   }
-  return pems;
+  return [...pems];
 }

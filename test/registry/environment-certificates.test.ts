@@ -17,6 +17,8 @@ test('SSL_CERT_FILE and every certificate file in the SSL_CERT_DIR directories a
     writeFileSync(join(dir, 'certs', 'a-readme.txt'), 'not a certificate');
     mkdirSync(join(dir, 'certs', 'subdir'));
     writeFileSync(join(dir, 'more', 'other.pem'), PEM('other'));
+    // The same certificate again, as distributions keep it (a bundle holding it too).
+    writeFileSync(join(dir, 'more', 'zz-bundle.crt'), PEM('corp') + PEM('other'));
     const pems = environmentCertificates({
       SSL_CERT_FILE: join(dir, 'bundle.crt'),
       SSL_CERT_DIR: `${join(dir, 'certs')}:${join(dir, 'missing')}:${join(dir, 'more')}`,
