@@ -2,11 +2,15 @@
 // docker-registry). Usage: node dist/bench/transfer.js pull|push [--runs N] [--size MiB]
 //   [--hash-thread on|off|auto]
 //
-// pull: the blob is uploaded once, then curl and kiln download it in turns.
+// pull: the blob is uploaded once, then curl and kiln download it to a file in turns, each
+// verifying every byte against the digest. kiln does it twice per round: by piping
+// RegistryClient.getBlob's stream into the file, as every pull does today (the last line), and
+// through RegistryClient.fetchBlob into the file (the line before it; see transfer-worker.ts).
 // push: curl and kiln upload it in turns, each time to a repository that has never seen it.
-// The machine is shared and noisy, so each side's best run counts. kiln runs in a child
-// process (transfer-worker.js) so that its peak RSS is its own. `--hash-thread on|off` sets
-// where kiln verifies a pull (RegistryClient's hashThread option); auto keeps its default.
+// The machine is shared and noisy, so each side's best run counts; the median of the
+// per-round ratios is printed too. kiln runs in a child process (transfer-worker.js) so that
+// its peak RSS is its own. `--hash-thread on|off` sets where kiln verifies a streamed pull
+// (RegistryClient's hashThread option); auto keeps its default.
 // Times leave out process start on both sides: curl's own time_total, kiln's from the
 // client call to the last byte written (or acknowledged). MB is 10^6 bytes.
 import { spawn } from 'node:child_process';
@@ -24,7 +28,6 @@ const WORKER = join(dirname(fileURLToPath(import.meta.url)), 'transfer-worker.js
 
 interface KilnRun {
   seconds: number;
-  bytes: number;
   maxRssKiB: number;
 }
 
@@ -76,43 +79,76 @@ async function deleteBlob(registry: RunningRegistry, repo: string, digest: strin
 
 const rate = (bytes: number, seconds: number): number => bytes / MB / seconds;
 
-async function bench(options: Options, registry: RunningRegistry, dir: string): Promise<{ kiln: number; curl: number }> {
+type Side = 'curl' | 'kiln' | 'stream';
+
+interface Tally {
+  best: number;
+  ratios: number[];
+}
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+};
+
+async function bench(options: Options, registry: RunningRegistry, dir: string): Promise<{ curl: number; kiln: Tally; stream?: Tally }> {
   const source = join(dir, 'blob');
   const target = join(dir, 'pulled');
   const digest = await writeRandomFile(source, options.size);
   console.log(`blob ${digest}, ${options.size} bytes; registry ${registry.host}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   const size = String(options.size);
-  let bestKiln = 0;
+  const sides: Side[] = options.mode === 'pull' ? ['curl', 'kiln', 'stream'] : ['curl', 'kiln'];
   let bestCurl = 0;
+  const tallies = new Map<Side, Tally>(sides.map((side) => [side, { best: 0, ratios: [] }]));
 
   if (options.mode === 'pull') await curlPush(registry.url, 'bench/pull', source, digest);
   await settle();
   for (let round = 1; round <= options.runs; round++) {
-    // Who goes first alternates, so that neither side always meets the other's leftovers.
-    const order = round % 2 === 1 ? (['curl', 'kiln'] as const) : (['kiln', 'curl'] as const);
-    let curlSeconds = 0;
-    let kiln: KilnRun | undefined;
+    // Who goes first rotates, so that no side always meets another's leftovers.
+    const order = sides.map((_, i) => sides[(i + round - 1) % sides.length]!);
+    const seconds = new Map<Side, number>();
+    const rss = new Map<Side, number>();
     for (const side of order) {
       if (options.mode === 'pull') {
-        if (side === 'curl') curlSeconds = await curlPull(`${registry.url}/v2/bench/pull/blobs/${digest}`, target);
-        else kiln = await runKiln(['pull', registry.host, 'bench/pull', digest, size, target, options.hashThread]);
+        if (side === 'curl') seconds.set(side, await curlPull(`${registry.url}/v2/bench/pull/blobs/${digest}`, target));
+        else {
+          const via = side === 'kiln' ? 'lent' : 'stream';
+          const kiln = await runKiln(['pull', registry.host, 'bench/pull', digest, size, target, options.hashThread, via]);
+          seconds.set(side, kiln.seconds);
+          rss.set(side, kiln.maxRssKiB);
+        }
         await rm(target);
       } else {
         // A repository of its own each time, and the blob deleted after, so that every PUT
         // really carries the bytes (a HEAD would otherwise answer "exists").
         const repo = `bench/push-${side}-${round}`;
-        if (side === 'curl') curlSeconds = await curlPush(registry.url, repo, source, digest);
-        else kiln = await runKiln(['push', registry.host, repo, digest, size, source]);
+        if (side === 'curl') seconds.set(side, await curlPush(registry.url, repo, source, digest));
+        else {
+          const kiln = await runKiln(['push', registry.host, repo, digest, size, source]);
+          seconds.set(side, kiln.seconds);
+          rss.set(side, kiln.maxRssKiB);
+        }
         await deleteBlob(registry, repo, digest);
       }
     }
-    const curlRate = rate(options.size, curlSeconds);
-    const kilnRate = rate(kiln!.bytes, kiln!.seconds);
+    const curlRate = rate(options.size, seconds.get('curl')!);
     bestCurl = Math.max(bestCurl, curlRate);
-    bestKiln = Math.max(bestKiln, kilnRate);
-    console.log(`run ${round}: curl ${curlRate.toFixed(1)} MB/s, kiln ${kilnRate.toFixed(1)} MB/s (kiln peak RSS ${(kiln!.maxRssKiB / 1024).toFixed(1)} MiB)`);
+    const parts = [`curl ${curlRate.toFixed(1)} MB/s`];
+    for (const side of sides.filter((s) => s !== 'curl')) {
+      const kilnRate = rate(options.size, seconds.get(side)!);
+      const tally = tallies.get(side)!;
+      tally.best = Math.max(tally.best, kilnRate);
+      tally.ratios.push(kilnRate / curlRate);
+      parts.push(`${side === 'kiln' ? 'kiln' : 'kiln stream'} ${kilnRate.toFixed(1)} MB/s (peak RSS ${(rss.get(side)! / 1024).toFixed(1)} MiB)`);
+    }
+    console.log(`run ${round}: ${parts.join(', ')}`);
   }
-  return { kiln: bestKiln, curl: bestCurl };
+  return { curl: bestCurl, kiln: tallies.get('kiln')!, ...(tallies.has('stream') ? { stream: tallies.get('stream')! } : {}) };
+}
+
+function summary(label: string, kiln: Tally, curl: number): string {
+  return `${label}: kiln ${kiln.best.toFixed(2)} MB/s, curl ${curl.toFixed(2)} MB/s, ratio ${(kiln.best / curl).toFixed(2)} (median of runs ${median(kiln.ratios).toFixed(2)})`;
 }
 
 async function main(): Promise<void> {
@@ -120,8 +156,15 @@ async function main(): Promise<void> {
   const registry = await startRegistry('plain');
   const dir = await mkdtemp(join(tmpdir(), 'kiln-bench-'));
   try {
-    const { kiln, curl } = await bench(options, registry, dir);
-    console.log(`${options.mode}: kiln ${kiln.toFixed(2)} MB/s, curl ${curl.toFixed(2)} MB/s, ratio ${(kiln / curl).toFixed(2)}`);
+    const { kiln, stream, curl } = await bench(options, registry, dir);
+    // The last line is what a pull does today (extraction, the warmer and outputs read
+    // getBlob's stream); fetchBlob is not used by them yet.
+    if (stream) {
+      console.log(summary(`${options.mode}, RegistryClient.fetchBlob into a file (no caller uses it yet)`, kiln, curl));
+      console.log(summary(options.mode, stream, curl));
+    } else {
+      console.log(summary(options.mode, kiln, curl));
+    }
   } finally {
     await registry.stop();
     await rm(dir, { recursive: true, force: true });

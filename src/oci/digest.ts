@@ -139,6 +139,48 @@ export class VerifyingStream extends Transform {
   }
 }
 
+/**
+ * VerifyingStream's checks for content that is not a stream: `update()` with the bytes in
+ * order (it throws SIZE_MISMATCH as soon as there are too many), then `finish()`, which
+ * throws SIZE_MISMATCH or DIGEST_MISMATCH unless both match.
+ */
+export class DigestVerifier {
+  private readonly algorithm: ParsedDigest['algorithm'];
+  private readonly hash: Hash;
+  private bytes = 0;
+
+  constructor(
+    private readonly expectedDigest: Digest,
+    private readonly expectedSize: number | undefined,
+    private readonly what: string,
+  ) {
+    this.algorithm = parseDigest(expectedDigest).algorithm;
+    this.hash = createHash(this.algorithm);
+  }
+
+  update(chunk: Uint8Array): void {
+    this.bytes += chunk.length;
+    if (this.expectedSize !== undefined && this.bytes > this.expectedSize) {
+      throw new KilnError('SIZE_MISMATCH', `${this.what} is larger than the ${this.expectedSize} bytes its descriptor declares; refusing it.`);
+    }
+    this.hash.update(chunk);
+  }
+
+  get size(): number {
+    return this.bytes;
+  }
+
+  finish(): void {
+    if (this.expectedSize !== undefined && this.bytes !== this.expectedSize) {
+      throw new KilnError('SIZE_MISMATCH', `${this.what} has ${this.bytes} bytes but its descriptor declares ${this.expectedSize}; refusing it.`);
+    }
+    const actual = `${this.algorithm}:${this.hash.digest('hex')}`;
+    if (actual !== this.expectedDigest) {
+      throw new KilnError('DIGEST_MISMATCH', `${this.what} does not match its digest (got ${actual}); refusing it.`);
+    }
+  }
+}
+
 /** Checks bytes already in memory (manifests, configs) against a digest. */
 export function verifyBytes(data: Buffer, expected: Digest, what: string): void {
   const { algorithm } = parseDigest(expected);

@@ -1,27 +1,29 @@
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { Readable } from 'node:stream';
+import { BodyOutlet, type LendHandlers, type LentSink } from './body-outlet.js';
 import type { HttpResponse } from './transport.js';
 
 /**
  * A lean HTTP/1.1 GET for large bodies (layer blobs). Node's sockets, and undici on top of
  * them, read 64 KiB at a time into a fresh buffer each: a 1 GiB layer then costs some 16,000
  * reads, allocations and stream hops, which on a small machine is slower than the network.
- * Here the socket reads straight into large slabs (net's `onread` option) and each body chunk
- * is a view of a slab: no copy, no per-read allocation, reads of up to a slab's free space.
+ * Here the socket reads straight into large slabs (net's `onread` option) and the body bytes
+ * of each read go on as a view of its slab (body-outlet.ts): no copy, no allocation per read.
+ * A caller that can work with lent memory may `lendBody()` instead of reading the stream:
+ * then the slabs are reused and the body goes on in slab-sized chunks.
  *
  * One connection per request, closed at the end: a blob is big enough that a new connection
  * costs nothing in comparison, and it keeps the framing code small.
  */
 
-const SLAB_BYTES = 2 << 20;
-/** A slab with less room than this is retired, so that reads stay large. */
-const MIN_READ_BYTES = 256 << 10;
 /** The body stream buffers up to this much before the socket stops reading. */
 const BODY_HIGH_WATER_MARK = 4 << 20;
 const MAX_HEAD_BYTES = 64 << 10;
 /** Error bodies are read for their message only. */
 const MAX_TEXT_BYTES = 64 << 10;
+/** Where a body made here keeps its outlet, for `lendBody()`. */
+const OUTLET = Symbol('kiln.bodyOutlet');
 
 export interface BulkGetRequest {
   url: string;
@@ -33,6 +35,8 @@ export interface BulkGetRequest {
 }
 
 type Body = HttpResponse['body'];
+
+export type { LendHandlers, LentSink };
 
 class HttpError extends Error {
   constructor(message: string, readonly code: string) {
@@ -54,30 +58,24 @@ export function bulkGet(request: BulkGetRequest): Promise<HttpResponse> {
   }
 
   return new Promise<HttpResponse>((resolve, reject) => {
-    let slab = Buffer.allocUnsafe(SLAB_BYTES);
-    let used = 0;
+    const outlet = new BodyOutlet(request.timeoutMs);
     let parser: ResponseParser | undefined;
     const onread = {
-      buffer: (): Buffer => {
-        if (SLAB_BYTES - used < MIN_READ_BYTES) {
-          slab = Buffer.allocUnsafe(SLAB_BYTES);
-          used = 0;
-        }
-        return slab.subarray(used);
-      },
-      callback: (length: number, buffer: Buffer): boolean => {
-        used += length;
-        return parser!.onData(buffer.subarray(0, length));
+      buffer: (): Buffer => outlet.readBuffer(),
+      callback: (length: number): boolean => {
+        parser!.onData(outlet.received(length));
+        return outlet.afterRead();
       },
     };
     const options = { host, port, onread, noDelay: true };
     const socket: Socket = secure
       ? tlsConnect({ ...request.tls, ...options, servername: isIP(host) ? undefined : host, ALPNProtocols: ['http/1.1'] } as ConnectionOptions)
       : netConnect(options);
-    parser = new ResponseParser(socket, request, resolve, reject);
+    outlet.bind(socket);
+    parser = new ResponseParser(socket, outlet, request, resolve, reject);
     socket.on('timeout', () => {
       // A body paused because its reader is slow is not a stalled registry.
-      if (!parser!.paused) socket.destroy(new HttpError(`no data from ${url.host} for ${request.timeoutMs} ms`, 'ETIMEDOUT'));
+      if (!outlet.paused) socket.destroy(new HttpError(`no data from ${url.host} for ${request.timeoutMs} ms`, 'ETIMEDOUT'));
     });
     socket.setTimeout(request.timeoutMs);
     socket.on('error', (err) => parser!.fail(err));
@@ -85,6 +83,17 @@ export function bulkGet(request: BulkGetRequest): Promise<HttpResponse> {
     socket.on('close', () => parser!.onEnd());
     socket.write(head);
   });
+}
+
+/**
+ * Takes over a body from `bulkGet` that nobody has read yet: its bytes go to `handlers`
+ * (see body-outlet.ts) in lent memory. Resolves once the body is complete and the sink has
+ * returned the last chunk; rejects with the network's, the inspector's or the sink's error.
+ * Returns undefined for any other body (a small one fetched through undici).
+ */
+export function lendBody(body: Readable, handlers: LendHandlers): Promise<void> | undefined {
+  const outlet = (body as Readable & { [OUTLET]?: BodyOutlet })[OUTLET];
+  return outlet?.lend(handlers);
 }
 
 function requestHead(url: URL, headers: Record<string, string>): string {
@@ -110,35 +119,23 @@ class ResponseParser {
   private body: Body | undefined;
   private framing: Framing | undefined;
   private done = false;
-  /** Set while the body's reader is behind and the socket is not being read. */
-  paused = false;
 
   constructor(
     private readonly socket: Socket,
+    private readonly outlet: BodyOutlet,
     private readonly request: BulkGetRequest,
     private readonly resolve: (response: HttpResponse) => void,
     private readonly reject: (err: Error) => void,
   ) {}
 
-  /** Returns false to pause the socket until the body is read from. */
-  onData(data: Buffer): boolean {
-    if (this.done) return true;
+  onData(data: Buffer): void {
+    if (this.done) return;
     if (!this.body) {
       const rest = this.readHead(data);
-      if (rest === undefined || this.done) return true;
+      if (rest === undefined || this.done) return;
       data = rest;
     }
-    const more = this.onBody(data);
-    this.paused = !more;
-    return more;
-  }
-
-  /** The body wants more: read the socket again, with the idle timer counting afresh. */
-  resume(): void {
-    if (!this.paused || this.done) return;
-    this.paused = false;
-    this.socket.setTimeout(this.request.timeoutMs);
-    this.socket.resume();
+    this.onBody(data);
   }
 
   onEnd(): void {
@@ -151,23 +148,24 @@ class ResponseParser {
     if (this.done) return;
     this.done = true;
     this.socket.destroy();
-    if (this.body) this.body.destroy(err);
+    if (this.body) this.outlet.fail(err);
     else this.reject(err);
   }
 
   private finish(): void {
     this.done = true;
-    this.body!.push(null);
+    this.outlet.end();
     this.socket.destroy();
   }
 
   /** Returns the bytes after the head once it is complete, undefined while it is not. */
   private readHead(data: Buffer): Buffer | undefined {
-    this.head.push(Buffer.from(data));
-    this.headBytes += data.length;
-    const all = this.head.length === 1 ? this.head[0]! : Buffer.concat(this.head);
+    // Usually the whole head comes in one read; then the body starts in the slab itself.
+    const all = this.head.length === 0 ? data : Buffer.concat([...this.head, data]);
     const end = all.indexOf('\r\n\r\n');
     if (end === -1) {
+      this.head.push(Buffer.from(data));
+      this.headBytes += data.length;
       if (this.headBytes > MAX_HEAD_BYTES) this.fail(new HttpError('the response head is too large', 'UND_ERR_HEADERS_OVERFLOW'));
       return undefined;
     }
@@ -188,7 +186,7 @@ class ResponseParser {
     const framing = this.framingOf(code, headers);
     if (!framing) return undefined;
     this.framing = framing;
-    this.body = makeBody(this.socket, () => this.resume());
+    this.body = makeBody(this.socket, this.outlet);
     this.resolve({ status: code, headers, body: this.body, url: this.request.url });
     if (framing.kind === 'length' && framing.remaining === 0) this.finish();
     return rest;
@@ -208,27 +206,26 @@ class ResponseParser {
     return { kind: 'length', remaining: value };
   }
 
-  private onBody(data: Buffer): boolean {
+  private onBody(data: Buffer): void {
     const framing = this.framing!;
     if (framing.kind === 'close') return this.deliver(data);
     if (framing.kind === 'length') {
       // Bytes past Content-Length belong to no response; the connection closes anyway.
       if (data.length > framing.remaining) data = data.subarray(0, framing.remaining);
       framing.remaining -= data.length;
-      const more = this.deliver(data);
+      this.deliver(data);
       if (framing.remaining === 0) this.finish();
-      return more;
+      return;
     }
-    return this.onChunked(framing, data);
+    this.onChunked(framing, data);
   }
 
-  private onChunked(framing: Extract<Framing, { kind: 'chunked' }>, data: Buffer): boolean {
-    let more = true;
+  private onChunked(framing: Extract<Framing, { kind: 'chunked' }>, data: Buffer): void {
     let at = 0;
     while (at < data.length && !this.done) {
       if (framing.state === 'data') {
         const take = Math.min(framing.remaining, data.length - at);
-        more = this.deliver(data.subarray(at, at + take)) && more;
+        this.deliver(data.subarray(at, at + take));
         framing.remaining -= take;
         at += take;
         if (framing.remaining === 0) framing.state = 'data-end';
@@ -240,7 +237,7 @@ class ResponseParser {
       framing.line += piece;
       if (framing.line.length > 4096) {
         this.fail(new HttpError('a chunk header of the response is too long', 'HPE_INVALID_CHUNK_SIZE'));
-        return true;
+        return;
       }
       if (newline === -1) continue;
       const line = framing.line.replace(/\r?\n$/, '');
@@ -252,7 +249,7 @@ class ResponseParser {
         const size = /^([0-9a-fA-F]{1,12})(;.*)?$/.exec(line);
         if (!size) {
           this.fail(new HttpError(`invalid chunk size ${JSON.stringify(line.slice(0, 20))}`, 'HPE_INVALID_CHUNK_SIZE'));
-          return true;
+          return;
         }
         framing.remaining = parseInt(size[1]!, 16);
         framing.state = framing.remaining === 0 ? 'trailer' : 'data';
@@ -260,12 +257,10 @@ class ResponseParser {
         this.finish();
       }
     }
-    return more;
   }
 
-  private deliver(data: Buffer): boolean {
-    if (data.length === 0) return true;
-    return this.body!.push(data);
+  private deliver(data: Buffer): void {
+    this.outlet.deliver(data);
   }
 }
 
@@ -284,15 +279,17 @@ function parseHeaders(lines: string[]): HttpResponse['headers'] {
 }
 
 /** The body: a byte stream that resumes the socket when read, with undici's dump() and text(). */
-function makeBody(socket: Socket, resume: () => void): Body {
+function makeBody(socket: Socket, outlet: BodyOutlet): Body {
   const body = new Readable({
     highWaterMark: BODY_HIGH_WATER_MARK,
-    read: resume,
+    read: () => outlet.resume(),
     destroy: (err, callback) => {
       socket.destroy();
       callback(err);
     },
-  }) as Body;
+  }) as Body & { [OUTLET]?: BodyOutlet };
+  body[OUTLET] = outlet;
+  outlet.attach(body);
   body.dump = async () => {
     body.destroy();
   };
