@@ -4,8 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests use as independent peers: the real registry, image tools, runc.
-packages=(docker-registry skopeo umoci runc busybox-static apache2-utils debootstrap openssl curl ca-certificates git patchelf gcc libc6-dev binutils)
+# Debian packages the tests use as independent peers: the real registry, image tools, runc;
+# patchelf, gcc and libc6-dev build the executor image. Arguments name more packages
+# (scripts/bench-setup.sh adds the benchmarks' peers).
+packages=(docker-registry skopeo umoci runc busybox-static apache2-utils debootstrap openssl curl ca-certificates git patchelf gcc libc6-dev binutils "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
