@@ -26,7 +26,7 @@ import type { Logger } from '../util/log.js';
 import { makeNode } from './extract-device.js';
 import { IGNORED, MISSING, RootResolver, VIA_SYMLINK, baseOf, capitalise, isUnresolved, joinRel, normaliseEntryName, parentOf } from './extract-path.js';
 import type { TarEntry, TarSink } from './extract-tar.js';
-import { recordFromStats, type FileIndex } from './file-index.js';
+import type { FileIndex } from './file-index.js';
 import { formatXxh64 } from './hasher.js';
 import type { IgnoreList } from './ignore.js';
 
@@ -234,7 +234,7 @@ export class LayerApplier implements TarSink {
     this.ctx.stats.bytes += file.written;
     if (stats !== undefined) {
       const hash = file.single ?? file.stream?.digest() ?? this.emptyHash;
-      this.ctx.index!.set('/' + rel, recordFromStats(stats, undefined, hash === undefined ? undefined : formatXxh64(hash)));
+      this.ctx.index!.setStats('/' + rel, stats, undefined, hash === undefined ? undefined : formatXxh64(hash));
     }
   }
 
@@ -263,7 +263,7 @@ export class LayerApplier implements TarSink {
         this.chown(fd, meta, rel);
         fchmodSync(fd, meta.mode);
         futimesSync(fd, meta.atime, meta.mtime);
-        if (index !== undefined) index.set(imagePath(rel), recordFromStats(fstatSync(fd)));
+        if (index !== undefined) index.setStats(imagePath(rel), fstatSync(fd));
       } catch (err) {
         throw this.io(`set the owner, mode and times of directory /${rel}`, err);
       } finally {
@@ -274,13 +274,13 @@ export class LayerApplier implements TarSink {
       for (const rel of this.touched) {
         if (this.pendingDirs.has(rel) || this.ctx.ignore.isIgnored(imagePath(rel))) continue;
         const stats = this.lstat(rel);
-        if (stats !== undefined) index.set(imagePath(rel), recordFromStats(stats));
+        if (stats !== undefined) index.setStats(imagePath(rel), stats);
       }
       for (const rel of this.hardlinked) {
         const stats = this.lstat(rel);
         if (stats === undefined) continue;
         const linkTarget = stats.isSymbolicLink() ? readlinkSync(this.resolver.host(rel)) : undefined;
-        index.set(imagePath(rel), recordFromStats(stats, linkTarget, index.get(imagePath(rel))?.contentHash));
+        index.setStats(imagePath(rel), stats, linkTarget, index.view(imagePath(rel))?.contentHash);
       }
     }
     if (this.xattrEntries > 0) {
@@ -348,7 +348,7 @@ export class LayerApplier implements TarSink {
     try {
       if (this.needsChown(parent, entry)) this.lchown(host, entry, rel);
       lutimesSync(host, entry.atime ?? entry.mtime, entry.mtime);
-      if (this.ctx.index !== undefined) this.ctx.index.set('/' + rel, recordFromStats(lstatSync(host), entry.linkname));
+      if (this.ctx.index !== undefined) this.ctx.index.setStats('/' + rel, lstatSync(host), entry.linkname);
     } catch (err) {
       throw this.io(`set the owner and times of symlink /${rel}`, err);
     }
@@ -392,7 +392,7 @@ export class LayerApplier implements TarSink {
       this.hardlinked.add(target);
       const stats = this.lstat(rel)!;
       const linkTarget = stats.isSymbolicLink() ? readlinkSync(host) : undefined;
-      index.set('/' + rel, recordFromStats(stats, linkTarget, index.get('/' + target)?.contentHash));
+      index.setStats('/' + rel, stats, linkTarget, index.view('/' + target)?.contentHash);
     }
   }
 
@@ -415,7 +415,7 @@ export class LayerApplier implements TarSink {
       // chmod after chown, which clears setuid and setgid. The node was just made: no symlink.
       chmodSync(host, entry.mode);
       lutimesSync(host, entry.atime ?? entry.mtime, entry.mtime);
-      if (this.ctx.index !== undefined) this.ctx.index.set('/' + rel, recordFromStats(lstatSync(host)));
+      if (this.ctx.index !== undefined) this.ctx.index.setStats('/' + rel, lstatSync(host));
     } catch (err) {
       throw this.io(`set the owner, mode and times of /${rel}`, err);
     }

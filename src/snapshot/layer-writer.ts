@@ -13,6 +13,7 @@ import { layerMediaType, type Compression, type ManifestFlavor } from '../oci/me
 import { KilnError, describeError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { ChangeSet, FileIndex } from './file-index.js';
+import { ChunkPool } from './tar-buffer.js';
 import { ParallelGzip } from './tar-gzip.js';
 import { planLayer } from './tar-plan.js';
 import { newTarWriteStats, tarChunks } from './tar-writer.js';
@@ -22,8 +23,10 @@ export interface LayerWriteInput {
   rootDir: string;
   changes: ChangeSet;
   /**
-   * The snapshotter's index. Not consulted: the layer records what is on disk when it is
-   * written, and the caller updates its index from `contentHashes`.
+   * The snapshotter's index, as the scan that produced `changes` left it: the metadata of
+   * changed files, symlinks and devices is taken from it rather than read from disk again
+   * (content always comes from disk). Without it every path is looked at. The caller
+   * updates its index from `contentHashes`.
    */
   index?: FileIndex;
 }
@@ -74,7 +77,7 @@ export async function writeLayer(input: LayerWriteInput, options: LayerWriteOpti
 
   // Image paths start with `/`, so the root is joined by plain concatenation.
   const root = input.rootDir.replace(/\/+$/, '');
-  const plan = await planLayer(root, changes);
+  const plan = await planLayer(root, changes, input.index);
   for (const { path, reason } of plan.skipped) {
     if (reason === 'socket') logger?.info({ path }, 'Ignoring socket, not adding it to the layer');
     else logger?.debug({ path, reason }, 'Path left out of the layer');
@@ -91,11 +94,15 @@ export async function writeLayer(input: LayerWriteInput, options: LayerWriteOpti
   const blob = new DigestingStream();
   const started = Date.now();
   try {
-    const tar = Readable.from(tarChunks(plan.entries, { rootDir: root, reproducible: options.reproducible ?? false, xxhash: await xxhash() }, stats), {
+    // The gzip compressor copies what it is given, so the tar chunks can go round again;
+    // other compressors keep theirs for a while, and get fresh ones.
+    const chunks = options.compression === 'gzip' ? new ChunkPool() : undefined;
+    const writeOptions = { rootDir: root, index: input.index, chunks, reproducible: options.reproducible ?? false, xxhash: await xxhash() };
+    const tar = Readable.from(tarChunks(plan.entries, writeOptions, stats), {
       objectMode: true,
       highWaterMark: READ_AHEAD_CHUNKS,
     });
-    const compressor = options.compression === 'gzip' ? new ParallelGzip({ level: options.level }) : compress(options.compression, options.level);
+    const compressor = chunks !== undefined ? new ParallelGzip({ level: options.level, release: (chunk) => chunks.give(chunk) }) : compress(options.compression, options.level);
     await pipeline(tar, diff, compressor, blob, createWriteStream(tmpPath));
   } catch (err) {
     await rm(tmpPath, { force: true });

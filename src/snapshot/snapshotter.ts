@@ -4,18 +4,8 @@ import { posix } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { silentLogger, type Logger } from '../util/log.js';
 import { KilnError, describeError } from '../util/errors.js';
-import { FileIndex, type ChangeSet } from './file-index.js';
-import {
-  createChangeDetector,
-  formatXxh64,
-  kindOfMode,
-  RACY_WINDOW_MS,
-  recordOfEntry,
-  type ChangeDetector,
-  type SnapshotMode,
-  type StatTrust,
-  withContentHash,
-} from './hasher.js';
+import { FileIndex, type ChangeSet, type FileRecord } from './file-index.js';
+import { createChangeDetector, formatXxh64, kindOfMode, RACY_WINDOW_MS, type ChangeDetector, type SnapshotMode, type StatTrust } from './hasher.js';
 import type { IgnoreList } from './ignore.js';
 import {
   entryOf,
@@ -25,6 +15,7 @@ import {
   planWalk,
   walk,
   WalkerPool,
+  type BatchEntry,
   type EntryStat,
   type MountPolicy,
   type WalkEntry,
@@ -102,25 +93,21 @@ export class Snapshotter {
     if (index !== undefined) {
       this.fileIndex = index;
       const ignored = underAny(this.ignore.entries());
-      for (const [path, record] of index.entries()) {
+      index.forEach((path, record) => {
         if (ignored(path)) index.delete(path);
         else if (record.ctimeMs >= racyBefore) this.racy.add(path);
-      }
+      });
     } else {
       this.fileIndex = new FileIndex();
       const onSkip = (path: string, reason: WalkSkip) => {
         if (reason === 'undecodable-name') this.logger.warn({ path }, 'a name in the root filesystem is not valid UTF-8; it is left out of the snapshot');
       };
       for (const entry of walk(this.walkOptions('/', onSkip))) {
-        this.fileIndex.set(entry.path, recordOfEntry(entry));
+        this.fileIndex.setStats(entry.path, entry.stats, entry.linkTarget);
         if (entry.stats.ctimeMs >= racyBefore) this.racy.add(entry.path);
       }
     }
-    // Threads start (and the tree is split) now rather than in the first scan.
-    if (this.parallel()) {
-      this.pool ??= new WalkerPool(this.threads);
-      this.plan = planWalk(this.fileIndex, this.ignore, this.threads);
-    }
+    this.prepareParallel();
     this.logger.debug(
       { mode: this.mode, entries: this.fileIndex.size, adopted: index !== undefined, ms: Math.round(performance.now() - started) },
       'snapshot index ready',
@@ -136,7 +123,7 @@ export class Snapshotter {
     const racyBefore = Date.now() - RACY_WINDOW_MS;
     for (const entry of walk(this.walkOptions('/', () => {}))) {
       if (this.fileIndex.has(entry.path)) continue;
-      this.fileIndex.set(entry.path, recordOfEntry(entry));
+      this.fileIndex.setStats(entry.path, entry.stats, entry.linkTarget);
       if (entry.stats.ctimeMs >= racyBefore) this.racy.add(entry.path);
     }
   }
@@ -153,7 +140,9 @@ export class Snapshotter {
     else for (const entry of walk(this.walkOptions('/', scan.onSkip))) scan.visit(entry);
     const deletions = this.findDeletions(scan, sizeBefore);
     this.racy = scan.racyNow;
-    return this.finish(scan, started, { scope: 'root', threads, deletions, filesRead: detector.filesRead - readsBefore });
+    const result = this.finish(scan, started, { scope: 'root', threads, deletions, filesRead: detector.filesRead - readsBefore });
+    this.prepareParallel();
+    return result;
   }
 
   /**
@@ -179,16 +168,14 @@ export class Snapshotter {
     this.sweep(scan, swept);
     for (const path of scan.seen!) if (!scan.racyNow.has(path)) this.racy.delete(path);
     for (const path of scan.racyNow) this.racy.add(path);
-    return this.finish(scan, started, { scope: 'paths', threads: 1, deletions: 'swept', filesRead: detector.filesRead - readsBefore });
+    const result = this.finish(scan, started, { scope: 'paths', threads: 1, deletions: 'swept', filesRead: detector.filesRead - readsBefore });
+    this.prepareParallel();
+    return result;
   }
 
   /** Stores content hashes the layer writer computed (xxh64, hex or raw) for files it wrote. */
   recordContent(hashes: ReadonlyMap<string, string | bigint>): void {
-    for (const [path, hash] of hashes) {
-      const record = this.fileIndex.get(path);
-      if (record === undefined || record.kind !== 'file') continue;
-      this.fileIndex.set(path, withContentHash(record, typeof hash === 'bigint' ? formatXxh64(hash) : hash));
-    }
+    for (const [path, hash] of hashes) this.fileIndex.setContentHash(path, typeof hash === 'bigint' ? formatXxh64(hash) : hash);
   }
 
   /** Ends the walker threads. The snapshotter can still scan afterwards, on the main thread. */
@@ -206,6 +193,23 @@ export class Snapshotter {
 
   private parallel(): boolean {
     return !this.closed && this.threads > 1 && this.fileIndex.size >= this.parallelFrom;
+  }
+
+  /**
+   * Starts the walker threads and splits the tree as soon as the index is big enough for
+   * them, rather than in the scan that first needs them: the threads then boot while the
+   * layer is written and the next step runs, and that scan only walks.
+   */
+  private prepareParallel(): void {
+    if (!this.parallel()) return;
+    this.pool ??= new WalkerPool(this.threads);
+    if (this.planIsStale()) this.plan = planWalk(this.fileIndex, this.ignore, this.threads);
+  }
+
+  /** A plan made for an index a fifth smaller or larger no longer splits the work evenly. */
+  private planIsStale(): boolean {
+    const size = this.fileIndex.size;
+    return this.plan === undefined || Math.abs(this.plan.plannedFor - size) > size / 5;
   }
 
   private finish(scan: Scan, started: number, details: Record<string, unknown>): ChangeSet {
@@ -234,13 +238,10 @@ export class Snapshotter {
    */
   private async walkInParallel(scan: Scan): Promise<void> {
     const pool = (this.pool ??= new WalkerPool(this.threads));
-    const size = this.fileIndex.size;
-    if (this.plan === undefined || Math.abs(this.plan.plannedFor - size) > size / 5) {
-      this.plan = planWalk(this.fileIndex, this.ignore, this.threads);
-    }
-    const plan = this.plan;
+    if (this.planIsStale()) this.plan = planWalk(this.fileIndex, this.ignore, this.threads);
+    const plan = this.plan!;
     const running = pool.run(plan, { rootDir: this.rootDir, mounts: this.mounts }, (batch) => {
-      forEachEntry(batch, this.rootDir, scan.visit);
+      forEachEntry(batch, this.rootDir, scan.visitIn);
       for (const [path, reason] of batch.skips) scan.onSkip(path, reason);
     });
     try {
@@ -408,6 +409,8 @@ class Scan {
   matched = 0;
   /** Walked paths the index did not know. */
   added = 0;
+  /** The directories of the paths in `racyBefore`: only entries there need their path put together to look it up. */
+  private readonly racyDirs = new Set<string>();
 
   constructor(
     private readonly index: FileIndex,
@@ -417,38 +420,53 @@ class Scan {
     tracking: Tracking,
   ) {
     if (tracking === 'every-path') this.seen = new Set();
+    for (const path of racyBefore) this.racyDirs.add(parentOf(path) ?? '');
   }
 
+  /** An entry of a walk on this thread. */
   readonly visit = (entry: WalkEntry<EntryStat>): void => {
     const path = entry.path;
-    this.seen?.add(path);
-    if (entry.stats.ctimeMs >= this.racyCutoff) this.racyNow.add(path);
-    const old = this.index.get(path);
+    this.compare(entry, this.index.view(path), this.racyBefore.size > 0 && this.racyBefore.has(path));
+  };
+
+  /**
+   * An entry from a walker thread, looked up by directory and name: its path is only put
+   * together when something is to be done with it.
+   */
+  readonly visitIn = (entry: BatchEntry): void => {
+    const racy = this.racyDirs.size > 0 && this.racyDirs.has(entry.dir) && this.racyBefore.has(entry.path);
+    this.compare(entry, this.index.viewIn(entry.dir, entry.name), racy);
+  };
+
+  /** `old`: the index's record of the entry, read in place (a scan compares 100k of them and keeps none). */
+  private compare(entry: WalkEntry<EntryStat>, old: FileRecord | undefined, wasRacy: boolean): void {
+    this.seen?.add(entry.path);
+    if (entry.stats.ctimeMs >= this.racyCutoff) this.racyNow.add(entry.path);
     if (old === undefined) {
-      this.index.set(path, recordOfEntry(entry));
-      this.changed.push(path);
+      this.index.setStats(entry.path, entry.stats, entry.linkTarget);
+      this.changed.push(entry.path);
       this.added++;
       return;
     }
     this.matched++;
-    const trust: StatTrust = this.racyBefore.size > 0 && this.racyBefore.has(path) ? 'racy' : 'trusted';
+    const trust: StatTrust = wasRacy ? 'racy' : 'trusted';
     const verdict = this.detector.detect(old, entry, trust);
     if (old.kind === 'dir' && (verdict.outcome !== 'same' || trust === 'racy')) {
-      if (kindOfMode(entry.stats.mode) === 'dir') this.movedDirs.push(path);
-      else this.replacedDirs.push(path);
+      if (kindOfMode(entry.stats.mode) === 'dir') this.movedDirs.push(entry.path);
+      else this.replacedDirs.push(entry.path);
     }
     switch (verdict.outcome) {
       case 'same':
         return;
       case 'refreshed':
-        this.index.set(path, verdict.record);
+        this.index.set(entry.path, verdict.record);
         return;
       case 'changed':
-        this.index.set(path, verdict.record);
-        this.changed.push(path);
+        this.index.set(entry.path, verdict.record);
+        this.changed.push(entry.path);
         return;
     }
-  };
+  }
 
   readonly onSkip = (path: string, reason: WalkSkip): void => {
     this.skips.push([path, reason]);

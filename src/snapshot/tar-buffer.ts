@@ -1,3 +1,33 @@
+const CHUNK_SIZE = 1 << 20;
+
+/**
+ * Chunks handed back once their content has been consumed, to be filled again. A layer of
+ * hundreds of MiB written through fresh 1 MiB chunks leaves the garbage collector tens of
+ * MB of dead buffers to find at any time; through a pool it reuses a handful.
+ */
+export class ChunkPool {
+  private readonly free: Buffer[] = [];
+
+  constructor(
+    readonly chunkSize: number = CHUNK_SIZE,
+    private readonly keep: number = 8,
+  ) {}
+
+  take(): Buffer | undefined {
+    return this.free.pop();
+  }
+
+  /**
+   * Gives back a chunk (or a view of one from its start) that nothing will read again.
+   * Chunks of another size (a TarBuffer grows one for an entry larger than a chunk) are
+   * left to the garbage collector.
+   */
+  give(chunk: Buffer): void {
+    if (chunk.byteOffset !== 0 || chunk.buffer.byteLength !== this.chunkSize || this.free.length >= this.keep) return;
+    this.free.push(Buffer.from(chunk.buffer, 0, this.chunkSize));
+  }
+}
+
 /**
  * Collects a tar stream into large chunks so that downstream streams (hashing, compression,
  * the file) see a few calls per MiB instead of two per entry. Callers reserve space, write
@@ -7,9 +37,12 @@ export class TarBuffer {
   private chunk: Buffer;
   private used = 0;
   private ready: Buffer[] = [];
+  private readonly chunkSize: number;
 
-  constructor(private readonly chunkSize: number = 1 << 20) {
-    this.chunk = Buffer.allocUnsafe(chunkSize);
+  /** With a pool, chunks come from it (and whoever consumes them gives them back). */
+  constructor(private readonly pool?: ChunkPool) {
+    this.chunkSize = pool?.chunkSize ?? CHUNK_SIZE;
+    this.chunk = pool?.take() ?? Buffer.allocUnsafe(this.chunkSize);
   }
 
   /** The current chunk; valid until the next `reserve`, `flush` or `finish`. */
@@ -50,7 +83,7 @@ export class TarBuffer {
   flush(): void {
     if (this.used === 0) return;
     this.ready.push(this.chunk.subarray(0, this.used));
-    this.chunk = Buffer.allocUnsafe(this.chunkSize);
+    this.chunk = this.pool?.take() ?? Buffer.allocUnsafe(this.chunkSize);
     this.used = 0;
   }
 

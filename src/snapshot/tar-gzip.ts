@@ -1,11 +1,8 @@
 import { availableParallelism } from 'node:os';
 import { Transform, type TransformCallback } from 'node:stream';
-import { promisify } from 'node:util';
-import { constants, crc32, deflateRaw, type ZlibOptions } from 'node:zlib';
+import { constants, crc32, createDeflateRaw, type ZlibOptions } from 'node:zlib';
 import { DEFAULT_COMPRESSION_LEVEL } from '../oci/compression.js';
 import { KilnError } from '../util/errors.js';
-
-const deflateRawAsync = promisify<Buffer, ZlibOptions, Buffer>(deflateRaw);
 
 /**
  * Compressed independently, one block keeps a thread-pool thread busy for ~15 ms at level 1;
@@ -14,8 +11,25 @@ const deflateRawAsync = promisify<Buffer, ZlibOptions, Buffer>(deflateRaw);
  */
 const BLOCK_SIZE = 1 << 20;
 const WINDOW = 32 << 10;
-// Room for incompressible blocks (deflate adds a few bytes per stored block).
-const OUT_CHUNK = BLOCK_SIZE + (BLOCK_SIZE >> 3) + 1024;
+// Compressed output comes in pieces of this size: a few per block, each sent on as it is.
+const OUT_CHUNK = 64 << 10;
+
+export interface ParallelGzipOptions {
+  level?: number;
+  /** Blocks compressed at once (default: the machine's parallelism, 2 to 4). */
+  concurrency?: number;
+  /**
+   * Told when an input chunk has been copied into a block and will not be read again, so
+   * its owner can fill it anew (see `ChunkPool`).
+   */
+  release?: (chunk: Buffer) => void;
+}
+
+/** One block on its way through zlib. */
+interface Job {
+  block: Buffer;
+  output: Promise<Buffer[]>;
+}
 
 /**
  * A gzip compressor that deflates several blocks at once on libuv's thread pool, the way
@@ -27,100 +41,107 @@ const OUT_CHUNK = BLOCK_SIZE + (BLOCK_SIZE >> 3) + 1024;
  * The output is one ordinary gzip member that any gunzip reads. It depends only on the
  * input bytes and the level (block boundaries sit at fixed offsets), never on how many
  * blocks ran in parallel, so reproducible builds stay reproducible.
+ *
+ * Blocks are filled by copying into a few buffers that are used again and again: a layer
+ * of hundreds of MiB then leaves no trail of dead MiB-sized buffers for the garbage
+ * collector, which would otherwise hold tens of MB of them at a time.
  */
 export class ParallelGzip extends Transform {
   private readonly level: number;
   private readonly concurrency: number;
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
-  private previousBlock: Buffer | undefined;
-  private readonly jobs: Promise<Buffer>[] = [];
+  private readonly release: ((chunk: Buffer) => void) | undefined;
+  private block: Buffer | undefined;
+  private filled = 0;
+  private readonly spare: Buffer[] = [];
+  private dictionary: Buffer | undefined;
+  private readonly jobs: Job[] = [];
   private crc = 0;
   private totalBytes = 0;
 
-  constructor(options: { level?: number; concurrency?: number } = {}) {
+  constructor(options: ParallelGzipOptions = {}) {
     super();
     this.level = options.level ?? DEFAULT_COMPRESSION_LEVEL.gzip;
     if (!Number.isInteger(this.level) || this.level < 0 || this.level > 9) {
       throw new KilnError('USAGE', `Compression level ${this.level} is out of range for gzip: use a whole number from 0 to 9.`);
     }
     this.concurrency = options.concurrency ?? Math.min(4, Math.max(2, availableParallelism()));
+    this.release = options.release;
     this.push(gzipHeader(this.level));
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.crc = crc32(chunk, this.crc);
     this.totalBytes += chunk.length;
-    this.pending.push(chunk);
-    this.pendingBytes += chunk.length;
-    if (this.pendingBytes < BLOCK_SIZE) {
+    this.fill(chunk).then(() => {
+      this.release?.(chunk);
       callback();
-      return;
-    }
-    this.compressFullBlocks().then(() => callback(), callback);
+    }, callback);
   }
 
   override _flush(callback: TransformCallback): void {
     this.finish().then(() => callback(), callback);
   }
 
-  private async compressFullBlocks(): Promise<void> {
-    while (this.pendingBytes >= BLOCK_SIZE) {
-      this.submit(this.takeBytes(BLOCK_SIZE), false);
+  /** Copies `chunk` into blocks, handing each full block to zlib. */
+  private async fill(chunk: Buffer): Promise<void> {
+    let offset = 0;
+    while (offset < chunk.length) {
+      this.block ??= this.spare.pop() ?? Buffer.allocUnsafe(BLOCK_SIZE);
+      const copied = chunk.copy(this.block, this.filled, offset);
+      offset += copied;
+      this.filled += copied;
+      if (this.filled < BLOCK_SIZE) continue;
+      this.submit(false);
       // Waiting here is the backpressure: at most `concurrency` blocks are in flight.
-      while (this.jobs.length >= this.concurrency) this.push(await this.jobs.shift()!);
+      while (this.jobs.length >= this.concurrency) await this.emitOldest();
     }
   }
 
   private async finish(): Promise<void> {
-    await this.compressFullBlocks();
-    this.submit(this.takeBytes(this.pendingBytes), true);
-    while (this.jobs.length > 0) this.push(await this.jobs.shift()!);
+    this.submit(true);
+    while (this.jobs.length > 0) await this.emitOldest();
     const trailer = Buffer.alloc(8);
     trailer.writeUInt32LE(this.crc >>> 0, 0);
     trailer.writeUInt32LE(this.totalBytes % 2 ** 32, 4);
     this.push(trailer);
   }
 
-  private submit(block: Buffer, last: boolean): void {
+  private submit(last: boolean): void {
+    const block = this.block?.subarray(0, this.filled) ?? Buffer.alloc(0);
     const options: ZlibOptions = {
       level: this.level,
       chunkSize: OUT_CHUNK,
       finishFlush: last ? constants.Z_FINISH : constants.Z_SYNC_FLUSH,
     };
-    const previous = this.previousBlock;
-    if (previous !== undefined) options.dictionary = previous.subarray(Math.max(0, previous.length - WINDOW));
-    this.previousBlock = block;
-    const job = deflateRawAsync(block, options);
+    if (this.dictionary !== undefined) options.dictionary = this.dictionary;
+    // A copy, not a view: the block is filled anew once zlib is done with it.
+    if (block.length > 0) this.dictionary = Buffer.from(block.subarray(Math.max(0, block.length - WINDOW)));
+    const output = deflateBlock(block, options);
     // Failures surface when the job is awaited in order; this only keeps an early failure
     // of a later block from counting as an unhandled rejection meanwhile.
-    job.catch(() => undefined);
-    this.jobs.push(job);
+    output.catch(() => undefined);
+    this.jobs.push({ block: this.block ?? block, output });
+    this.block = undefined;
+    this.filled = 0;
   }
 
-  /** The first `length` pending bytes as one buffer, copying only when they span chunks. */
-  private takeBytes(length: number): Buffer {
-    const first = this.pending[0];
-    let block: Buffer;
-    if (first !== undefined && first.length >= length) {
-      block = first.subarray(0, length);
-      if (first.length === length) this.pending.shift();
-      else this.pending[0] = first.subarray(length);
-    } else {
-      block = Buffer.allocUnsafe(length);
-      let filled = 0;
-      while (filled < length) {
-        const piece = this.pending[0]!;
-        const used = Math.min(piece.length, length - filled);
-        piece.copy(block, filled, 0, used);
-        filled += used;
-        if (used === piece.length) this.pending.shift();
-        else this.pending[0] = piece.subarray(used);
-      }
-    }
-    this.pendingBytes -= length;
-    return block;
+  private async emitOldest(): Promise<void> {
+    const job = this.jobs.shift()!;
+    for (const piece of await job.output) this.push(piece);
+    if (job.block.length === BLOCK_SIZE) this.spare.push(job.block);
   }
+}
+
+/** Raw deflate of one block, as the pieces zlib produced. */
+function deflateBlock(block: Buffer, options: ZlibOptions): Promise<Buffer[]> {
+  return new Promise((resolve, reject) => {
+    const pieces: Buffer[] = [];
+    const deflate = createDeflateRaw(options);
+    deflate.on('data', (piece: Buffer) => pieces.push(piece));
+    deflate.on('error', reject);
+    deflate.on('end', () => resolve(pieces));
+    deflate.end(block);
+  });
 }
 
 /** RFC 1952 header with no name and no time, marked "fastest"/"best" like zlib's own. */

@@ -1,9 +1,9 @@
 import { closeSync, constants, fstatSync, openSync, readSync, readlinkSync } from 'node:fs';
 import type { XXHashAPI } from 'xxhash-wasm';
 import { KilnError, describeError } from '../util/errors.js';
-import { TarBuffer } from './tar-buffer.js';
+import { TarBuffer, type ChunkPool } from './tar-buffer.js';
 import { headerLength, padding, paxRecordsFor, writeTarHeader, type TarEntryType, type TarHeader } from './tar-header.js';
-import type { FileRecord } from './file-index.js';
+import type { FileIndex, FileRecord } from './file-index.js';
 import type { PlannedEntry } from './tar-plan.js';
 
 /** Files below this size are read whole into the output buffer; larger ones in pieces. */
@@ -18,6 +18,10 @@ const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBL
 
 export interface TarWriteOptions {
   rootDir: string;
+  /** Where entries planned without a record of their own find theirs (see `PlannedEntry`). */
+  index?: FileIndex;
+  /** Where output chunks come from, when their consumer gives them back. */
+  chunks?: ChunkPool;
   /** Write every time as 0 (1970-01-01) so the same tree always gives the same bytes. */
   reproducible: boolean;
   xxhash: XXHashAPI;
@@ -42,28 +46,33 @@ export function newTarWriteStats(): TarWriteStats {
  * while compression of earlier chunks runs on libuv's thread pool.
  */
 export async function* tarChunks(entries: readonly PlannedEntry[], options: TarWriteOptions, stats: TarWriteStats): AsyncGenerator<Buffer> {
-  const out = new TarBuffer();
+  const out = new TarBuffer(options.chunks);
   const written = new Set<string>();
   for (const entry of entries) {
+    const record = entry.kind === 'node' ? (entry.record ?? options.index?.get(entry.path)) : undefined;
     if (entry.kind === 'whiteout') {
       // Whiteouts carry no metadata of their own; fixed values keep digests stable.
       writeHeaderOnly(out, { name: entry.path.slice(1), type: 'file', mode: 0, uid: 0, gid: 0, size: 0, mtime: 0 });
       stats.entries++;
+    } else if (record === undefined) {
+      // Planned from the index, and gone from it since: nothing left to say about the path.
+      stats.vanished.push(entry.path);
+      continue;
     } else if (entry.linkTo !== undefined && written.has(entry.linkTo)) {
-      const header = headerOf(entry.path, entry.record, 'link', options);
+      const header = headerOf(entry.path, record, 'link', options);
       header.linkname = entry.linkTo.slice(1);
       writeHeaderOnly(out, header);
       const hash = stats.contentHashes.get(entry.linkTo);
       if (hash !== undefined) stats.contentHashes.set(entry.path, hash);
       stats.entries++;
     } else {
-      const large = entry.record.kind === 'file' && entry.record.size >= SMALL_FILE_LIMIT;
-      const ok = large ? yield* writeLargeFile(out, entry.path, entry.record, options, stats) : writeNode(out, entry.path, entry.record, options, stats);
+      const large = record.kind === 'file' && record.size >= SMALL_FILE_LIMIT;
+      const ok = large ? yield* writeLargeFile(out, entry.path, record, options, stats) : writeNode(out, entry.path, record, options, stats);
       if (!ok) {
         stats.vanished.push(entry.path);
         continue;
       }
-      if (entry.record.nlink > 1) written.add(entry.path);
+      if (record.nlink > 1) written.add(entry.path);
       stats.entries++;
     }
     if (out.hasReady) yield* out.take();
@@ -101,11 +110,15 @@ function writeNode(out: TarBuffer, path: string, record: FileRecord, options: Ta
     writeHeaderOnly(out, headerOf(path, record, 'dir', options));
   } else if (record.kind === 'symlink') {
     const header = headerOf(path, record, 'symlink', options);
-    try {
-      header.linkname = readlinkSync(options.rootDir + path);
-    } catch (err) {
-      if (isGone(err)) return false;
-      throw readError(path, err);
+    if (record.linkTarget !== undefined) {
+      header.linkname = record.linkTarget;
+    } else {
+      try {
+        header.linkname = readlinkSync(options.rootDir + path);
+      } catch (err) {
+        if (isGone(err)) return false;
+        throw readError(path, err);
+      }
     }
     writeHeaderOnly(out, header);
   } else if (record.kind === 'char' || record.kind === 'block') {
@@ -144,7 +157,11 @@ function writeSmallFile(out: TarBuffer, path: string, record: FileRecord, option
       throw readError(path, err);
     }
     try {
-      got = readFully(fd, buffer, dataStart, size, path);
+      got = readFully(fd, buffer, dataStart, size);
+    } catch (err) {
+      // The scan saw a file; a directory has taken its place since.
+      if ((err as NodeJS.ErrnoException).code === 'EISDIR') return false;
+      throw readError(path, err);
     } finally {
       closeSync(fd);
     }
@@ -158,16 +175,12 @@ function writeSmallFile(out: TarBuffer, path: string, record: FileRecord, option
   return true;
 }
 
-function readFully(fd: number, buffer: Buffer, offset: number, length: number, path: string): number {
+function readFully(fd: number, buffer: Buffer, offset: number, length: number): number {
   let got = 0;
-  try {
-    while (got < length) {
-      const n = readSync(fd, buffer, offset + got, length - got, got);
-      if (n === 0) break;
-      got += n;
-    }
-  } catch (err) {
-    throw readError(path, err);
+  while (got < length) {
+    const n = readSync(fd, buffer, offset + got, length - got, got);
+    if (n === 0) break;
+    got += n;
   }
   return got;
 }

@@ -224,17 +224,28 @@ export interface WalkPlan {
 export function planWalk(index: FileIndex, ignore: IgnoreList, threads: number, tasksPerThread = 8): WalkPlan {
   const direct = new Map<string, number>();
   const subdirs = new Map<string, string[]>();
-  for (const [path, record] of index.entries()) {
-    if (path === '/') continue;
-    const cut = path.lastIndexOf('/');
-    const parent = cut === 0 ? '/' : path.slice(0, cut);
-    direct.set(parent, (direct.get(parent) ?? 0) + 1);
+  // Walks and extraction put a directory's entries next to each other in the index, so most
+  // entries share the previous one's parent: counted in runs, without a lookup per entry.
+  let parent = '';
+  let prefix = '\0';
+  let run = 0;
+  index.forEach((path, record) => {
+    if (path === '/') return;
+    if (!path.startsWith(prefix) || path.indexOf('/', prefix.length) !== -1) {
+      if (run > 0) direct.set(parent, (direct.get(parent) ?? 0) + run);
+      const cut = path.lastIndexOf('/');
+      parent = cut === 0 ? '/' : path.slice(0, cut);
+      prefix = path.slice(0, cut + 1);
+      run = 0;
+    }
+    run++;
     if (record.kind === 'dir') {
       const list = subdirs.get(parent);
       if (list === undefined) subdirs.set(parent, [path]);
       else list.push(path);
     }
-  }
+  });
+  if (run > 0) direct.set(parent, (direct.get(parent) ?? 0) + run);
   const sizes = subtreeSizes(direct, subdirs);
   const target = Math.max(1000, Math.ceil(index.size / Math.max(1, threads * tasksPerThread)));
   const tasks: { roots: string[]; weight: number }[] = [];
@@ -294,16 +305,33 @@ function subtreeSizes(direct: Map<string, number>, subdirs: Map<string, string[]
   return sizes;
 }
 
-/** A batch of entries from a worker: their lstat fields packed, STAT_FIELDS numbers each. */
+/**
+ * A batch of entries from a worker: their names in runs by directory (a directory's listing
+ * comes whole), their lstat fields packed, STAT_FIELDS numbers each.
+ */
 export interface EntryBatch {
-  readonly paths: readonly string[];
+  /** `dirs[i]` (an image path) holds the next `counts[i]` entries of `names`. */
+  readonly dirs: readonly string[];
+  readonly counts: readonly number[];
+  readonly names: readonly string[];
   readonly stats: Float64Array;
-  /** [index in `paths`, target] for the symlinks of the batch. */
+  /** [index in `names`, target] for the symlinks of the batch. */
   readonly links: readonly (readonly [number, string])[];
   readonly skips: readonly (readonly [string, WalkSkip])[];
 }
 
+/** An entry of a batch: a walk entry that also says its directory and name apart. */
+export interface BatchEntry extends WalkEntry<EntryStat> {
+  readonly dir: string;
+  readonly name: string;
+}
+
 const STAT_FIELDS = 10;
+/**
+ * Entries a walker sends at a time. Small batches keep the walker's names from living long
+ * enough to be promoted out of its (small) young generation into the old one.
+ */
+const BATCH = 1024;
 
 /** The entries of a batch as `WalkEntry`s of the root at `rootDir`, each its own copy. */
 export function entriesOf(batch: EntryBatch, rootDir: string): WalkEntry<EntryStat>[] {
@@ -332,35 +360,49 @@ export function entriesOf(batch: EntryBatch, rootDir: string): WalkEntry<EntrySt
  * handed to `visit` is one cursor moved along the batch, valid only during the call: copy
  * what must outlive it (as `recordOfEntry` does).
  */
-export function forEachEntry(batch: EntryBatch, rootDir: string, visit: (entry: WalkEntry<EntryStat>) => void): void {
+export function forEachEntry(batch: EntryBatch, rootDir: string, visit: (entry: BatchEntry) => void): void {
   const root = normalizeRootDir(rootDir);
   const cursor = new BatchCursor(batch.stats, root === '/' ? '' : root);
-  const { paths, links } = batch;
+  const { dirs, counts, names, links } = batch;
   let nextLink = 0;
-  for (let i = 0; i < paths.length; i++) {
-    cursor.path = paths[i]!;
-    cursor.offset = i * STAT_FIELDS;
-    if (nextLink < links.length && links[nextLink]![0] === i) cursor.linkTarget = links[nextLink++]![1];
-    else cursor.linkTarget = undefined;
-    visit(cursor);
+  let i = 0;
+  for (let run = 0; run < dirs.length; run++) {
+    cursor.dir = dirs[run]!;
+    for (const end = i + counts[run]!; i < end; i++) {
+      cursor.moveTo(names[i]!, i * STAT_FIELDS);
+      if (nextLink < links.length && links[nextLink]![0] === i) cursor.linkTarget = links[nextLink++]![1];
+      else cursor.linkTarget = undefined;
+      visit(cursor);
+    }
   }
 }
 
 /** A view of one entry of a batch: its lstat fields read in place from the packed numbers. */
-class BatchCursor implements WalkEntry<EntryStat>, EntryStat {
-  path = '';
+class BatchCursor implements BatchEntry, EntryStat {
+  dir = '';
+  name = '';
   offset = 0;
   linkTarget: string | undefined = undefined;
+  private joined: string | undefined;
 
   constructor(
     private readonly data: Float64Array,
     private readonly prefix: string,
   ) {}
 
+  moveTo(name: string, offset: number): void {
+    this.name = name;
+    this.offset = offset;
+    this.joined = undefined;
+  }
+
+  // Most entries of a scan are looked up by directory and name and never need their path.
+  get path(): string {
+    return (this.joined ??= this.dir === '/' ? '/' + this.name : this.dir + '/' + this.name);
+  }
   get stats(): EntryStat {
     return this;
   }
-  // Only the content hasher needs it: built on demand, not for every entry.
   get fsPath(): string {
     return this.prefix + this.path;
   }
@@ -408,7 +450,7 @@ const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { lstatSync, readdirSync, readlinkSync } = require('node:fs');
 const FIELDS = ${STAT_FIELDS};
-const BATCH = 4096;
+const BATCH = ${BATCH};
 const ANY_DEVICE = ${ANY_DEVICE};
 
 class WalkFailure extends Error {
@@ -437,37 +479,39 @@ function run(task) {
   const { runId, prefix, rootDev, roots } = task;
   const assigned = new Set(task.assigned);
   const assignedParents = new Set(task.assigned.map((p) => p.slice(0, Math.max(1, p.lastIndexOf('/')))));
-  let paths = [], links = [], skips = [], stats = new Float64Array(FIELDS * BATCH), n = 0;
+  let dirs = [], counts = [], names = [], links = [], skips = [], stats = new Float64Array(FIELDS * BATCH), n = 0, lastDir;
   const flush = (done) => {
     const packed = stats.slice(0, n * FIELDS);
-    parentPort.postMessage({ type: 'batch', runId, done, paths, stats: packed, links, skips }, [packed.buffer]);
-    paths = []; links = []; skips = []; n = 0;
+    parentPort.postMessage({ type: 'batch', runId, done, dirs, counts, names, stats: packed, links, skips }, [packed.buffer]);
+    dirs = []; counts = []; names = []; links = []; skips = []; n = 0; lastDir = undefined;
   };
-  const add = (path, st, linkTarget) => {
+  const add = (dir, name, st, linkTarget) => {
     const o = n * FIELDS;
     stats[o] = st.mode; stats[o + 1] = st.uid; stats[o + 2] = st.gid; stats[o + 3] = st.size;
     stats[o + 4] = st.mtimeMs; stats[o + 5] = st.ctimeMs; stats[o + 6] = st.ino; stats[o + 7] = st.dev;
     stats[o + 8] = st.nlink; stats[o + 9] = st.rdev;
     if (linkTarget !== undefined) links.push([n, linkTarget]);
-    paths.push(path);
+    if (dir !== lastDir) { dirs.push(dir); counts.push(0); lastDir = dir; }
+    counts[counts.length - 1]++;
+    names.push(name);
     if (++n === BATCH) flush(false);
   };
   const foreign = (st) => rootDev !== ANY_DEVICE && st.dev !== rootDev;
-  // One entry below a listed directory; true when it is a directory to list in turn.
-  const visit = (path, fsPath, name) => {
+  // One entry (name in directory dir); true when it is a directory to list in turn.
+  const visit = (dir, name, path, fsPath) => {
     const st = lstatOf(fsPath, path);
     if (st === undefined) { skips.push([path, name.includes('\\uFFFD') ? 'undecodable-name' : 'vanished']); return false; }
     if (st.isDirectory()) {
       if (foreign(st)) { skips.push([path, 'other-filesystem']); return false; }
-      add(path, st);
+      add(dir, name, st);
       return true;
     }
     if (st.isSymbolicLink()) {
       const target = readLink(fsPath, path);
-      if (target === undefined) skips.push([path, 'vanished']); else add(path, st, target);
+      if (target === undefined) skips.push([path, 'vanished']); else add(dir, name, st, target);
       return false;
     }
-    add(path, st);
+    add(dir, name, st);
     return false;
   };
   const insideRoot = (root) => {
@@ -480,17 +524,18 @@ function run(task) {
   for (const root of roots) {
     // A root that is gone is simply not reported: the sweep finds it deleted.
     if (!insideRoot(root) || lstatOf(prefix + root, root) === undefined) continue;
-    if (!visit(root, prefix + root, '')) continue;
+    const cut = root.lastIndexOf('/');
+    if (!visit(cut === 0 ? '/' : root.slice(0, cut), root.slice(cut + 1), root, prefix + root)) continue;
     const stack = [root];
     for (let dir = stack.pop(); dir !== undefined; dir = stack.pop()) {
-      const names = list(prefix + dir, dir);
-      if (names === undefined) continue;
+      const listed = list(prefix + dir, dir);
+      if (listed === undefined) continue;
       const base = dir + '/';
       const checkAssigned = assignedParents.has(dir);
-      for (let i = 0; i < names.length; i++) {
-        const path = base + names[i];
+      for (let i = 0; i < listed.length; i++) {
+        const path = base + listed[i];
         if (checkAssigned && assigned.has(path)) continue;
-        if (visit(path, prefix + path, names[i])) stack.push(path);
+        if (visit(dir, listed[i], path, prefix + path)) stack.push(path);
       }
     }
   }
@@ -511,6 +556,13 @@ type WorkerMessage =
   | { type: 'error'; runId: number; path?: string; code?: string; message: string };
 
 /**
+ * A walker allocates a few hundred bytes per entry (Node's Stats) and keeps none of it: a
+ * young generation this small is swept often and cheaply, where V8's default lets each
+ * thread grow by tens of MB.
+ */
+const WORKER_YOUNG_GENERATION_MB = 4;
+
+/**
  * A few worker threads that walk parts of a root filesystem. Idle workers do not keep the
  * process alive; `close()` ends them.
  */
@@ -521,7 +573,7 @@ export class WalkerPool {
 
   constructor(readonly threads: number) {
     this.workers = Array.from({ length: threads }, () => {
-      const worker = new Worker(WORKER_SOURCE, { eval: true });
+      const worker = new Worker(WORKER_SOURCE, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB } });
       worker.unref();
       return worker;
     });

@@ -123,3 +123,22 @@ test('parallel gzip is one gzip member that gunzip reads, the same whatever the 
   assert.ok(best.length < fast.length);
   assert.throws(() => new ParallelGzip({ level: 10 }), { code: 'USAGE' });
 });
+
+test('parallel gzip gives back each input chunk once it is done with it, and a chunk reused at once changes nothing', async () => {
+  const text = Buffer.from('kiln layer writer, chunk reuse '.repeat(150_000)); // ~4.5 MiB
+  const pieces = [text.subarray(0, 700_000), text.subarray(700_000, 2_900_000), text.subarray(2_900_000)].map((piece) => Buffer.from(piece));
+  const released: Buffer[] = [];
+  const gzip = new ParallelGzip({
+    concurrency: 2,
+    release: (chunk) => {
+      released.push(chunk);
+      chunk.fill(0x55); // as if the tar writer filled it anew straight away
+    },
+  });
+  const chunks: Buffer[] = [];
+  for await (const chunk of Readable.from(pieces).pipe(gzip)) chunks.push(chunk as Buffer);
+  assert.deepEqual(gunzipSync(Buffer.concat(chunks)), text);
+  assert.equal(released.length, pieces.length);
+  released.forEach((chunk, i) => assert.ok(chunk === pieces[i], `chunk ${i} given back once, in order`));
+  assert.deepEqual(Buffer.concat(chunks), await gzipWith([text], 1), 'the same bytes as without reuse');
+});

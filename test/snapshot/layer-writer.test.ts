@@ -10,8 +10,11 @@ import { gunzipSync } from 'node:zlib';
 import xxhash from 'xxhash-wasm';
 import { MediaType } from '../../src/oci/mediatypes.js';
 import { writeLayer, type LayerWriteResult } from '../../src/snapshot/layer-writer.js';
+import { FileIndex } from '../../src/snapshot/file-index.js';
+import { IgnoreList } from '../../src/snapshot/ignore.js';
 import { planLayer } from '../../src/snapshot/tar-plan.js';
 import { newTarWriteStats, tarChunks } from '../../src/snapshot/tar-writer.js';
+import { walk as walkRoot } from '../../src/snapshot/walk.js';
 
 const LONG_COMPONENT = 'n'.repeat(200);
 const SPLIT_PATH = `/deep/${'d'.repeat(60)}/${'e'.repeat(60)}/file.txt`; // > 100 bytes, fits ustar's prefix
@@ -247,6 +250,49 @@ test('reproducible layers have the same digest whatever the times on disk, and a
 
   const normal = await write(tree, tempDir(t, 'out3'));
   assert.notEqual(normal.layer.digest, first.layer.digest);
+});
+
+test('a new name of an unchanged file brings its other names in: the layer keeps them one file', async (t) => {
+  const root = tempDir(t, 'root');
+  mkdirSync(join(root, 'usr/bin'), { recursive: true });
+  writeFileSync(join(root, 'usr/bin/tool'), 'tool\n');
+  linkSync(join(root, 'usr/bin/tool'), join(root, 'usr/bin/tool-alias'));
+  writeFileSync(join(root, 'usr/bin/stale'), 'stale\n');
+  linkSync(join(root, 'usr/bin/stale'), join(root, 'usr/bin/stale-alias'));
+  // The step: one more name for each, in a directory of its own.
+  mkdirSync(join(root, 'opt'));
+  linkSync(join(root, 'usr/bin/tool'), join(root, 'opt/tool'));
+  linkSync(join(root, 'usr/bin/stale'), join(root, 'opt/stale'));
+  const index = new FileIndex();
+  for (const entry of walkRoot({ rootDir: root, ignore: IgnoreList.of([]) })) index.setStats(entry.path, entry.stats, entry.linkTarget);
+  // A record the index has not caught up with: that name is another file by now.
+  rmSync(join(root, 'usr/bin/stale-alias'));
+  writeFileSync(join(root, 'usr/bin/stale-alias'), 'another file\n');
+  const changes = { changed: ['/opt', '/opt/stale', '/opt/tool'], deleted: [] };
+
+  const result = await writeLayer({ rootDir: root, changes, index }, { compression: 'none', flavor: 'oci', tmpDir: tempDir(t, 'out') });
+  assert.equal(result.kind, 'layer');
+  if (result.kind !== 'layer') return;
+  const verbose = sh(`tar --numeric-owner -tvf ${result.path}`);
+  assert.deepEqual(listNames(`tar -tf ${result.path}`), ['opt/', 'opt/stale', 'opt/tool', 'usr/', 'usr/bin/', 'usr/bin/stale', 'usr/bin/tool', 'usr/bin/tool-alias']);
+  assert.match(verbose, /^-\S+ 0\/0 +6 [^\n]* opt\/stale$/m);
+  assert.match(verbose, /^-\S+ 0\/0 +5 [^\n]* opt\/tool$/m);
+  assert.match(verbose, /usr\/bin\/stale link to opt\/stale$/m);
+  assert.match(verbose, /usr\/bin\/tool link to opt\/tool$/m);
+  assert.match(verbose, /usr\/bin\/tool-alias link to opt\/tool$/m);
+  const dest = tempDir(t, 'extract');
+  sh(`tar -xpf ${result.path} -C ${dest}`);
+  const ino = (path: string) => lstatSync(join(dest, path)).ino;
+  assert.equal(ino('usr/bin/tool'), ino('opt/tool'));
+  assert.equal(ino('usr/bin/tool-alias'), ino('opt/tool'));
+  assert.equal(readFileSync(join(dest, 'usr/bin/tool-alias'), 'utf8'), 'tool\n');
+  assert.equal(result.contentHashes.get('/usr/bin/tool-alias'), result.contentHashes.get('/opt/tool'));
+
+  // Without the index there is nothing to find the other names by: the new name is a file of its own.
+  const alone = await writeLayer({ rootDir: root, changes }, { compression: 'none', flavor: 'oci', tmpDir: tempDir(t, 'out-alone') });
+  assert.equal(alone.kind, 'layer');
+  if (alone.kind !== 'layer') return;
+  assert.deepEqual(listNames(`tar -tf ${alone.path}`), ['opt/', 'opt/stale', 'opt/tool']);
 });
 
 test('an empty change set writes nothing, and so does one whose paths all vanished', async (t) => {

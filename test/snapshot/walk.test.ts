@@ -191,7 +191,7 @@ test('a failing walker thread fails the walk with an IO error', async () => {
     await assert.rejects(pool.run(deep, { rootDir: root }, () => {}), (err: Error & { code?: string }) => err.code === 'IO');
     // The pool is usable again afterwards.
     let count = 0;
-    await pool.run(plan, { rootDir: root }, (batch) => (count += batch.paths.length));
+    await pool.run(plan, { rootDir: root }, (batch) => (count += batch.names.length));
     assert.equal(count, 4);
   } finally {
     await pool.close();
@@ -208,7 +208,7 @@ test('a planned root whose parent became a symlink is never looked up through it
     symlinkSync('/usr', join(root, 'opt/usr'));
     const plan = { tasks: [['/opt/usr/lib']], assigned: new Set(['/opt/usr/lib']), plannedFor: 0 };
     const found: string[] = [];
-    await pool.run(plan, { rootDir: root }, (batch) => found.push(...batch.paths));
+    await pool.run(plan, { rootDir: root }, (batch) => found.push(...entriesOf(batch, root).map((entry) => entry.path)));
     assert.deepEqual(found, []);
   } finally {
     await pool.close();
