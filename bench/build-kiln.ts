@@ -1,4 +1,4 @@
-// kiln's CLI (dist/cmd/kiln.js) as a build benchmark runs it: `kiln build` in a child process,
+// kiln's CLI (dist/kiln.js, bundled) as a build benchmark runs it: `kiln build` in a child process,
 // timed from spawn to exit, with `--log-format json` at debug level. kiln's own records give
 // the times: its build summary (each step, each phase), its progress records (extractions,
 // the push) and its debug records, which split a step's snapshot into the scan that found its
@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { runTimed } from './build-process.js';
 
 /** kiln's CLI in this build's output. */
-export const KILN = join(dirname(fileURLToPath(import.meta.url)), '../cmd/kiln.js');
+export const KILN = join(dirname(fileURLToPath(import.meta.url)), '../kiln.js');
 
 export interface KilnBuildOptions {
   contextDir: string;

@@ -24,7 +24,9 @@ export const COMMANDS: readonly CommandModule[] = [buildCommand, copyCommand, wa
 export async function main(argv: string[]): Promise<number> {
   const debug = wantsDebug(argv);
   try {
-    await createParser(kanikoArgv(argv, COMMANDS), COMMANDS).parseAsync();
+    const words = kanikoArgv(argv, COMMANDS);
+    const args = (await createParser(words, COMMANDS).parseAsync()) as Record<string, unknown>;
+    await commandNamed(args)?.handler(args as never);
   } catch (err) {
     return report(err, debug);
   }
@@ -37,24 +39,28 @@ export async function main(argv: string[]): Promise<number> {
  * `main` would report.
  */
 export async function parseCommandLine(argv: readonly string[]): Promise<{ command: string; args: Record<string, unknown>; help?: string }> {
-  let ran: string | undefined;
-  const recording = COMMANDS.map((module) => ({
-    ...module,
-    handler: () => {
-      ran = module.command;
-    },
-  })) as unknown as CommandModule[];
   let help = '';
-  const words = kanikoArgv(argv, recording);
+  const words = kanikoArgv(argv, COMMANDS);
   // A callback keeps yargs from printing help or exiting the process.
-  const args = (await createParser(words, recording)
+  const args = (await createParser(words, COMMANDS)
     .exitProcess(false)
     .parseAsync(words, {}, (_err: unknown, _args: unknown, output: string) => {
       help = output;
     })) as Record<string, unknown>;
-  if (ran !== undefined) return { command: ran, args };
   if (help !== '') return { command: String(argv[0] ?? ''), args, help };
+  const command = commandNamed(args);
+  if (command !== undefined) return { command: command.command, args };
   throw new KilnError('USAGE', 'no command ran.');
+}
+
+/** The command a parsed line names (yargs has checked that it is one). */
+function commandNamed(args: Record<string, unknown>): CommandModule | undefined {
+  const name = String((args._ as unknown[] | undefined)?.[0] ?? '');
+  return COMMANDS.find((command) => commandWord(command) === name);
+}
+
+function commandWord(command: CommandModule): string {
+  return command.command.split(' ')[0]!;
 }
 
 export function createParser(argv: readonly string[], commands: readonly CommandModule[]): Argv {
@@ -66,7 +72,9 @@ export function createParser(argv: readonly string[], commands: readonly Command
     .parserConfiguration({ 'boolean-negation': false, 'camel-case-expansion': false, 'greedy-arrays': false })
     // pflag keeps the last of a repeated single-valued flag; yargs would make an array of them.
     .middleware(lastValueWins as never, true);
-  for (const command of commands) parser = parser.command(command as never);
+  // yargs formats the whole help text each time it runs a command's handler (tens of ms
+  // for kiln's flags): it only parses here, and `main` runs the command.
+  for (const command of commands) parser = parser.command({ ...command, handler: undefined } as never);
   return parser
     .demandCommand(1, 'name a command: kiln build, kiln copy or kiln warm (kiln --help lists them)')
     .strict()

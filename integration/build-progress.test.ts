@@ -3,11 +3,9 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { busyboxLayout, pushLayout, startRegistry, type RunningRegistry } from './harness/index.js';
+import { join } from 'node:path';
+import { KILN as kiln, busyboxLayout, pushLayout, startRegistry, type RunningRegistry } from './harness/index.js';
 
-const kiln = join(dirname(fileURLToPath(import.meta.url)), '..', 'cmd', 'kiln.js');
 const work = mkdtempSync(join(tmpdir(), 'kiln-progress-test-'));
 let registry: RunningRegistry;
 let base: string;

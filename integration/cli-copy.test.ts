@@ -3,11 +3,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { busyboxLayout, skopeoInspect, startRegistry, type RunningRegistry } from './harness/index.js';
+import { join } from 'node:path';
+import { KILN as kiln, busyboxLayout, skopeoInspect, startRegistry, type RunningRegistry } from './harness/index.js';
 
-const kiln = join(dirname(fileURLToPath(import.meta.url)), '..', 'cmd', 'kiln.js');
 const work = mkdtempSync(join(tmpdir(), 'kiln-cli-'));
 let registry: RunningRegistry;
 let layout: { dir: string; tag: string };

@@ -86,7 +86,7 @@ describe('kiln\'s executor image', { skip: isRoot ? false : 'needs root (umoci u
     assert.ok(lstatSync(join(rootfs, 'kaniko', '.kiln-executor')).isFile(), 'the marker that selects --isolation none');
     assert.match(readFileSync(join(rootfs, 'kaniko', 'ssl', 'certs', 'ca-certificates.crt'), 'utf8'), /BEGIN CERTIFICATE/);
     assert.equal(JSON.parse(readFileSync(join(rootfs, 'kaniko', 'kiln', 'package.json'), 'utf8')).type, 'module');
-    assert.ok(existsSync(join(rootfs, 'kaniko', 'kiln', 'cmd', 'kiln.js')));
+    assert.ok(existsSync(join(rootfs, 'kaniko', 'kiln', 'kiln.js')));
   });
 
   it('starts node through /kaniko\'s own loader and libraries', () => {

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { busyboxLayout, pullToLayout, pushLayout, runImage, skopeoInspect, startRegistry } from '../integration/harness/index.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const kiln = join(root, 'dist', 'cmd', 'kiln.js');
+const kiln = join(root, 'dist', 'kiln.js');
 
 function kilnRun(args: string[]): string {
   console.log(`\n$ kiln ${args.join(' ')}`);

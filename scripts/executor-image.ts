@@ -18,6 +18,7 @@ import { Writable } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { createGunzip } from 'node:zlib';
+import { BUNDLE_EXTERNALS } from './bundle-externals.js';
 
 export type Variant = 'executor' | 'debug';
 export const VARIANTS: readonly Variant[] = ['executor', 'debug'];
@@ -84,7 +85,7 @@ export async function buildExecutorImage(options: ExecutorImageOptions): Promise
       const digestFile = join(work, `${variant}.digest`);
       log(`executor-image: building the ${variant} variant with kiln`);
       await run(process.execPath, [
-        join(options.root, 'dist', 'cmd', 'kiln.js'), 'build',
+        join(options.root, 'dist', 'kiln.js'), 'build',
         '--context', context,
         '--dockerfile', 'Dockerfile',
         '--target', variant,
@@ -139,7 +140,7 @@ interface StageOptions extends ExecutorImageOptions {
 /** The build context: the Dockerfile's COPY sources, one directory per layer. */
 async function stageContext(context: string, options: StageOptions): Promise<void> {
   const { root } = options;
-  if (!existsSync(join(root, 'dist', 'cmd', 'kiln.js'))) throw new Error(`${root}/dist is not built: run "npm run build" first`);
+  if (!existsSync(join(root, 'dist', 'kiln.js'))) throw new Error(`${root}/dist is not built: run "npm run build" first`);
   await copyFile(join(root, 'deploy', 'executor', 'Dockerfile'), join(context, 'Dockerfile'));
   await writeFile(join(context, 'kiln-executor'), '');
 
@@ -159,9 +160,8 @@ async function stageContext(context: string, options: StageOptions): Promise<voi
     await run('strip', ['--strip-all', to]);
   }
 
-  const modules = join(context, 'node_modules');
-  await copyProductionModules(root, modules);
-  const addons = await findFiles(modules, (name) => name.endsWith('.node'));
+  await copyKiln(root, join(context, 'kiln'));
+  const addons = await findFiles(join(context, 'kiln', 'node_modules'), (name) => name.endsWith('.node'));
   const libDir = join(runtime, 'lib');
   await mkdir(libDir);
   const { loader, libraries } = await sharedLibraries([...programs.map((p) => p.from), ...addons]);
@@ -173,7 +173,6 @@ async function stageContext(context: string, options: StageOptions): Promise<voi
     await run('patchelf', ['--set-interpreter', `${LIB_DIR}/${basename(loader)}`, '--force-rpath', '--set-rpath', LIB_DIR, to]);
   }
 
-  await copyKiln(root, join(context, 'kiln'));
   await mkdir(join(context, 'certs'));
   await copyFile(CA_BUNDLE, join(context, 'certs', 'ca-certificates.crt'));
   if (options.variants.includes('debug')) await stageBusybox(context);
@@ -204,16 +203,35 @@ async function sharedLibraries(files: readonly string[]): Promise<{ loader: stri
   return { loader, libraries };
 }
 
-/** kiln's production dependencies as package-lock.json lists them, copied from node_modules. */
-async function copyProductionModules(root: string, target: string): Promise<void> {
-  const lock = JSON.parse(await readFile(join(root, 'package-lock.json'), 'utf8')) as { packages?: Record<string, { dev?: boolean }> };
+/**
+ * The packages the bundle leaves out (native addons, loaded from node_modules at run time),
+ * copied from node_modules; the others are inside dist/kiln.js.
+ */
+async function copyExternalModules(root: string, target: string): Promise<void> {
+  for (const name of BUNDLE_EXTERNALS) {
+    const from = join(root, 'node_modules', name);
+    await cp(from, join(target, name), { recursive: true, verbatimSymlinks: true, filter: (source) => keepModuleFile(from, source) });
+  }
+}
+
+/**
+ * The license and notice files of every production dependency (package-lock.json lists
+ * them), in one file: the bundle carries their code without their package directories.
+ */
+async function writeThirdPartyLicenses(root: string, file: string): Promise<void> {
+  const lock = JSON.parse(await readFile(join(root, 'package-lock.json'), 'utf8')) as { packages?: Record<string, { dev?: boolean; version?: string }> };
+  const sections: string[] = [];
   for (const [path, entry] of Object.entries(lock.packages ?? {})) {
     if (!path.startsWith('node_modules/') || entry.dev) continue;
-    const from = join(root, path);
+    const dir = join(root, path);
     // An optional dependency for another platform is listed but not installed.
-    if (!existsSync(from)) continue;
-    await cp(from, join(target, relative('node_modules', path)), { recursive: true, verbatimSymlinks: true, filter: (source) => keepModuleFile(from, source) });
+    if (!existsSync(dir)) continue;
+    const notices = (await readdir(dir)).filter((name) => /^(licen[cs]e|notice|copying)/i.test(name)).sort();
+    for (const name of notices) {
+      sections.push(`${relative('node_modules', path)}@${entry.version ?? '?'} — ${name}\n\n${(await readFile(join(dir, name), 'utf8')).trim()}\n`);
+    }
   }
+  await writeFile(file, sections.join('\n' + '-'.repeat(72) + '\n\n'));
 }
 
 /**
@@ -230,13 +248,13 @@ function keepModuleFile(packageDir: string, source: string): boolean {
   return !/(^|\/)(obj\.target|\.deps)(\/|$)/.test(inside);
 }
 
-/** The compiled kiln: dist/cmd and dist/src, as ES modules. */
+/** The bundled kiln (scripts/bundle.ts) and the licenses of what it holds. */
 async function copyKiln(root: string, target: string): Promise<void> {
   const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as { name: string; version: string };
   await mkdir(target, { recursive: true });
-  for (const dir of ['cmd', 'src']) {
-    await cp(join(root, 'dist', dir), join(target, dir), { recursive: true, filter: (source) => !source.endsWith('.map') });
-  }
+  await copyFile(join(root, 'dist', 'kiln.js'), join(target, 'kiln.js'));
+  await copyExternalModules(root, join(target, 'node_modules'));
+  await writeThirdPartyLicenses(root, join(target, 'THIRD-PARTY-LICENSES.txt'));
   await writeFile(join(target, 'package.json'), JSON.stringify({ name: pkg.name, version: pkg.version, type: 'module', private: true }, null, 2) + '\n');
 }
 

@@ -7,7 +7,7 @@
  * (whose ELF interpreter and library path point into /kaniko/lib) on kiln's entry script
  * with one command, `kiln build` or `kiln warm`, chosen when the launcher is compiled:
  *
- *   /kaniko/executor ARGS...  ->  /kaniko/bin/node /kaniko/kiln/cmd/kiln.js build ARGS...
+ *   /kaniko/executor ARGS...  ->  /kaniko/bin/node /kaniko/kiln/kiln.js build ARGS...
  *
  * kiln itself trusts the certificates SSL_CERT_FILE and SSL_CERT_DIR name (/kaniko/ssl/certs
  * in the image) next to node's built-in list, the way kaniko (Go) reads them.
@@ -25,7 +25,7 @@
 #define KILN_NODE "/kaniko/bin/node"
 #endif
 #ifndef KILN_ENTRY
-#define KILN_ENTRY "/kaniko/kiln/cmd/kiln.js"
+#define KILN_ENTRY "/kaniko/kiln/kiln.js"
 #endif
 
 int main(int argc, char **argv) {

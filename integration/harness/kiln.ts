@@ -4,7 +4,8 @@ import { createReadStream, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const KILN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'cmd', 'kiln.js');
+/** The bundled CLI, as users and the executor image run it (see scripts/bundle.ts). */
+export const KILN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'kiln.js');
 
 export interface KilnRun {
   code: number;
