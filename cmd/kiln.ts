@@ -72,9 +72,9 @@ export function createParser(argv: readonly string[], commands: readonly Command
     .parserConfiguration({ 'boolean-negation': false, 'camel-case-expansion': false, 'greedy-arrays': false })
     // pflag keeps the last of a repeated single-valued flag; yargs would make an array of them.
     .middleware(lastValueWins as never, true);
-  // yargs formats the whole help text each time it runs a command's handler (tens of ms
-  // for kiln's flags): it only parses here, and `main` runs the command.
+  // yargs only parses; `main` runs the command afterwards, outside yargs' promise chain.
   for (const command of commands) parser = parser.command({ ...command, handler: undefined } as never);
+  skipHelpCaching(parser);
   return parser
     .demandCommand(1, 'name a command: kiln build, kiln copy or kiln warm (kiln --help lists them)')
     .strict()
@@ -86,6 +86,17 @@ export function createParser(argv: readonly string[], commands: readonly Command
       // Throwing stops yargs before any command handler runs.
       throw err ?? new KilnError('USAGE', rewordUsage(message, argv));
     });
+}
+
+/**
+ * yargs formats the whole help text whenever it runs a command, in case the command fails
+ * and asks for it: tens of milliseconds for kiln's flags, on every build. kiln never shows
+ * help after a failure (`fail` throws), so the text is made only when --help asks for it.
+ */
+function skipHelpCaching(parser: Argv): void {
+  const internals = parser as unknown as { getInternalMethods?(): { getUsageInstance?(): { cacheHelpMessage?: () => void } } };
+  const usage = internals.getInternalMethods?.().getUsageInstance?.();
+  if (usage?.cacheHelpMessage !== undefined) usage.cacheHelpMessage = () => {};
 }
 
 /** The command line with pflag's forms rewritten for yargs (see compat-argv.ts). */
