@@ -141,7 +141,7 @@ export class HttpTransport {
 
 function connectOptions(tls: TlsSettings): Record<string, unknown> {
   const options: Record<string, unknown> = { rejectUnauthorized: tls.rejectUnauthorized };
-  const extra = [...environmentCertificates(process.env), ...tls.caFiles.map((file) => readPem(file, 'CA certificate'))];
+  const extra = certificatesNotBundled([...environmentCertificates(process.env), ...tls.caFiles.map((file) => readPem(file, 'CA certificate'))]);
   if (extra.length > 0) {
     // A custom `ca` replaces Node's bundled roots, so keep them alongside the extra CAs.
     options.ca = [...rootCertificates, ...extra];
@@ -151,6 +151,25 @@ function connectOptions(tls: TlsSettings): Record<string, unknown> {
     options.key = readPem(tls.clientCert.key, 'client key');
   }
   return options;
+}
+
+/**
+ * The certificates Node does not already trust. A system bundle (SSL_CERT_FILE) mostly repeats
+ * Node's own roots, and each certificate given costs a TLS context a parse: without new ones
+ * kiln keeps Node's default context, which is built once per process.
+ */
+export function certificatesNotBundled(pems: readonly string[]): string[] {
+  const bundled = new Set(rootCertificates.map(pemBody));
+  return pems.filter((pem) => {
+    // A file given by the user may hold several certificates: kept whole unless all are known.
+    const bodies = pem.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [pem];
+    return bodies.some((body) => !bundled.has(pemBody(body)));
+  });
+}
+
+/** A PEM certificate without its line breaks, for comparing two spellings of one certificate. */
+function pemBody(pem: string): string {
+  return pem.replace(/\s+/g, '');
 }
 
 function readPem(file: string, what: string): string {

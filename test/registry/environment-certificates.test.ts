@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { environmentCertificates } from '../../src/registry/transport.js';
+import { rootCertificates } from 'node:tls';
+import { certificatesNotBundled, environmentCertificates } from '../../src/registry/transport.js';
 
 const PEM = (name: string) => `-----BEGIN CERTIFICATE-----\n${name}\n-----END CERTIFICATE-----\n`;
 
@@ -28,4 +29,14 @@ test('SSL_CERT_FILE and every certificate file in the SSL_CERT_DIR directories a
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('certificates Node already trusts are left out, however their lines are wrapped; new ones are kept whole', () => {
+  const root = rootCertificates[0]!;
+  const body = root.replace(/-----(BEGIN|END) CERTIFICATE-----/g, '').replace(/\s+/g, '');
+  const rewrapped = `-----BEGIN CERTIFICATE-----\n${body.match(/.{1,76}/g)!.join('\n')}\n-----END CERTIFICATE-----\n`;
+  assert.notEqual(rewrapped, root);
+  assert.deepEqual(certificatesNotBundled([rewrapped, root]), []);
+  // A file holding a known certificate and a new one stays as it is.
+  assert.deepEqual(certificatesNotBundled([rewrapped, PEM('corp'), root + PEM('private')]), [PEM('corp'), root + PEM('private')]);
 });
