@@ -1,28 +1,32 @@
 // The kiln side of bench/transfer.ts, in a process of its own so that its peak RSS is
 // kiln's alone. Prints one JSON line: {"seconds":…,"bytes":…,"maxRssKiB":…}.
-//   transfer-worker.js pull HOST REPO DIGEST SIZE OUT_FILE [on|off|auto] [lent|stream]
+//   transfer-worker.js pull HOST REPO DIGEST SIZE OUT_FILE [on|off|auto] [layer|stream]
 //   transfer-worker.js push HOST REPO DIGEST SIZE IN_FILE
-// pull writes the verified blob to OUT_FILE, either through RegistryClient.fetchBlob into a
-// file (lent: chunks written from the memory they were received into, the way to a file)
-// or by piping RegistryClient.getBlob's stream into a file (stream: what a consumer of
-// Layer.compressed() gets). on|off|auto sets RegistryClient's hashThread option, which
-// only the stream uses (auto: its default).
+// pull writes the verified blob to OUT_FILE (which must not exist), either
+//   layer: the way kiln's pulls store a blob: the registry's Layer (registryLayer, as
+//     fetchRemoteImage makes it) written by writeBlobFile, the code the warmer's cache
+//     directory and OCI layout outputs run; its writeTo is RegistryClient.fetchBlob into a
+//     file sink, as in extraction's layer spool; or
+//   stream: RegistryClient.getBlob's stream piped into a file (what a reader of
+//     Layer.compressed() gets).
+// on|off|auto sets RegistryClient's hashThread option (auto: its defaults).
 import { createReadStream, createWriteStream } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
+import { writeBlobFile } from '../src/oci/blob-file.js';
+import { MediaType } from '../src/oci/mediatypes.js';
 import { RegistryClient } from '../src/registry/client.js';
 import { createCredentialStore } from '../src/registry/credentials.js';
 import { parseRegistryOptions } from '../src/registry/endpoints.js';
-import { fileSink } from '../src/registry/file-sink.js';
 import { parseReference } from '../src/registry/reference.js';
+import { registryLayer } from '../src/registry/remote.js';
 
 const WRITE_CHUNK = 1 << 20;
 const READ_CHUNK = 1 << 20;
 
 async function main(): Promise<void> {
-  const [mode, host, repo, digest, sizeText, file, hashThread = 'auto', via = 'lent'] = process.argv.slice(2);
-  if ((mode !== 'pull' && mode !== 'push') || !host || !repo || !digest || !sizeText || !file || (via !== 'lent' && via !== 'stream')) {
-    throw new Error('usage: transfer-worker.js pull|push HOST REPO DIGEST SIZE FILE [on|off|auto] [lent|stream]');
+  const [mode, host, repo, digest, sizeText, file, hashThread = 'auto', via = 'layer'] = process.argv.slice(2);
+  if ((mode !== 'pull' && mode !== 'push') || !host || !repo || !digest || !sizeText || !file || (via !== 'layer' && via !== 'stream')) {
+    throw new Error('usage: transfer-worker.js pull|push HOST REPO DIGEST SIZE FILE [on|off|auto] [layer|stream]');
   }
   const size = Number(sizeText);
   const client = new RegistryClient({
@@ -36,13 +40,9 @@ async function main(): Promise<void> {
   // does). The blob's time starts after such a first request, as in a real pull.
   await client.headBlob(ref, digest, mode);
   const started = performance.now();
-  if (mode === 'pull' && via === 'lent') {
-    const handle = await open(file, 'w');
-    try {
-      await client.fetchBlob(ref, { digest, size }, fileSink(handle));
-    } finally {
-      await handle.close();
-    }
+  if (mode === 'pull' && via === 'layer') {
+    const layer = registryLayer(client, ref, { mediaType: MediaType.ociLayerGzip, digest, size }, digest);
+    await writeBlobFile(file, digest, size, layer);
   } else if (mode === 'pull') {
     const blob = await client.getBlob(ref, { digest, size });
     await pipeline(blob, createWriteStream(file, { highWaterMark: WRITE_CHUNK }));

@@ -2,15 +2,20 @@
 // docker-registry). Usage: node dist/bench/transfer.js pull|push [--runs N] [--size MiB]
 //   [--hash-thread on|off|auto]
 //
-// pull: the blob is uploaded once, then curl and kiln download it to a file in turns, each
-// verifying every byte against the digest. kiln does it twice per round: by piping
-// RegistryClient.getBlob's stream into the file, as every pull does today (the last line), and
-// through RegistryClient.fetchBlob into the file (the line before it; see transfer-worker.ts).
+// pull: the blob is uploaded once, then curl and kiln download it to a file in turns. kiln
+// verifies every byte against the digest as part of its time; curl's time is the download
+// alone. kiln does it twice per round. The last line is the way kiln's pulls bring a layer to
+// disk: the registry's Layer (as fetchRemoteImage makes it) written into a new file by
+// writeBlobFile, as the warmer's --cache-dir and OCI layout outputs do; its writeTo is
+// RegistryClient.fetchBlob into a file sink, the download extraction's layer spool takes too
+// (with a sink of its own that also tells its reader how far the file is written). The line
+// before it, for comparison, pipes RegistryClient.getBlob's stream into the file: what a
+// reader of Layer.compressed() gets (see transfer-worker.ts).
 // push: curl and kiln upload it in turns, each time to a repository that has never seen it.
 // The machine is shared and noisy, so each side's best run counts; the median of the
 // per-round ratios is printed too. kiln runs in a child process (transfer-worker.js) so that
-// its peak RSS is its own. `--hash-thread on|off` sets where kiln verifies a streamed pull
-// (RegistryClient's hashThread option); auto keeps its default.
+// its peak RSS is its own. `--hash-thread on|off` sets where kiln verifies a pull
+// (RegistryClient's hashThread option, for both ways); auto keeps its defaults.
 // Times leave out process start on both sides: curl's own time_total, kiln's from the
 // client call to the last byte written (or acknowledged). MB is 10^6 bytes.
 import { spawn } from 'node:child_process';
@@ -113,7 +118,7 @@ async function bench(options: Options, registry: RunningRegistry, dir: string): 
       if (options.mode === 'pull') {
         if (side === 'curl') seconds.set(side, await curlPull(`${registry.url}/v2/bench/pull/blobs/${digest}`, target));
         else {
-          const via = side === 'kiln' ? 'lent' : 'stream';
+          const via = side === 'kiln' ? 'layer' : 'stream';
           const kiln = await runKiln(['pull', registry.host, 'bench/pull', digest, size, target, options.hashThread, via]);
           seconds.set(side, kiln.seconds);
           rss.set(side, kiln.maxRssKiB);
@@ -157,11 +162,10 @@ async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'kiln-bench-'));
   try {
     const { kiln, stream, curl } = await bench(options, registry, dir);
-    // The last line is what a pull does today (extraction, the warmer and outputs read
-    // getBlob's stream); fetchBlob is not used by them yet.
+    // The last line is the way pulls bring a layer to disk; the stream is for comparison.
     if (stream) {
-      console.log(summary(`${options.mode}, RegistryClient.fetchBlob into a file (no caller uses it yet)`, kiln, curl));
-      console.log(summary(options.mode, stream, curl));
+      console.log(summary(`${options.mode}, RegistryClient.getBlob's stream piped into a file (for comparison)`, stream, curl));
+      console.log(summary(options.mode, kiln, curl));
     } else {
       console.log(summary(options.mode, kiln, curl));
     }

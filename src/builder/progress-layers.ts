@@ -1,5 +1,6 @@
 import { Transform, type Readable } from 'node:stream';
 import { decompress } from '../oci/compression.js';
+import type { BlobSink } from '../oci/blob-sink.js';
 import type { Layer } from '../oci/layer.js';
 import { layerCompression } from '../oci/mediatypes.js';
 import { chain } from '../oci/streams.js';
@@ -35,6 +36,23 @@ export function countedLayer(layer: Layer, watch: BlobWatcher): Layer {
     async uncompressed() {
       return chain(await compressed(), decompress(layerCompression(layer.mediaType)));
     },
+    ...(layer.writeTo ? { writeTo: countedWriteTo(layer, layer.writeTo, watch) } : {}),
+  };
+}
+
+/** The layer's own way to a sink, each chunk counted as it goes to the sink. */
+function countedWriteTo(layer: Layer, writeTo: NonNullable<Layer['writeTo']>, watch: BlobWatcher): NonNullable<Layer['writeTo']> {
+  return async (sink, options) => {
+    watch.requested?.();
+    const counting: BlobSink = {
+      ...(sink.concurrency !== undefined ? { concurrency: sink.concurrency } : {}),
+      write(chunk, position) {
+        watch.bytes(chunk.length);
+        return sink.write(chunk, position);
+      },
+    };
+    await writeTo.call(layer, counting, options);
+    watch.ended?.();
   };
 }
 

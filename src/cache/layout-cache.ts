@@ -145,7 +145,7 @@ export class LayoutLayerCache implements LayerCache {
     await this.ensureLayout();
     if (result.kind === 'layer') {
       const { layer } = result;
-      await writeBlob(this.dir, layer.digest, layer.size, () => layer.compressed());
+      await writeBlob(this.dir, layer.digest, layer.size, layer);
     }
     await writeBlob(this.dir, entry.configDigest, entry.config.length, entry.config);
     await writeBlob(this.dir, entry.manifestDigest, entry.manifest.length, entry.manifest);

@@ -128,6 +128,7 @@ export class RegistryLayerCache implements LayerCache {
       mediaType: descriptor.mediaType,
       location: { ...this.location },
       open: () => this.client.getBlob(this.repo, descriptor),
+      writeTo: (sink, options) => this.client.fetchBlob(this.repo, descriptor, sink, options),
     });
   }
 

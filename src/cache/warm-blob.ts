@@ -5,12 +5,10 @@
  * (a build) never sees a blob change under it, because rename replaces atomically.
  */
 import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
 import { mkdir, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { VerifyingStream, type Digest } from '../oci/digest.js';
+import { writeBlobFile, type BlobContent } from '../oci/blob-file.js';
+import type { Digest } from '../oci/digest.js';
 import { blobPath } from '../oci/layout.js';
 import { KilnError, describeError } from '../util/errors.js';
 
@@ -30,15 +28,18 @@ export async function hasBlob(dir: string, digest: Digest, size: number): Promis
   return file !== undefined && file.isFile() && file.size === size;
 }
 
-/** Returns the number of bytes written: 0 when the blob was already there. */
-export async function storeBlob(dir: string, digest: Digest, size: number, open: () => Promise<Readable>, options: StoreBlobOptions): Promise<number> {
+/**
+ * Returns the number of bytes written: 0 when the blob was already there. A layer from a
+ * registry downloads straight into the temporary file (see writeBlobFile).
+ */
+export async function storeBlob(dir: string, digest: Digest, size: number, content: BlobContent, options: StoreBlobOptions): Promise<number> {
   if (!options.replace && (await hasBlob(dir, digest, size))) return 0;
   const target = blobPath(dir, digest);
   const temporary = join(dir, WORK_DIR, `${BLOB_PREFIX}${randomBytes(8).toString('hex')}`);
   try {
     await mkdir(dirname(target), { recursive: true });
     await mkdir(dirname(temporary), { recursive: true });
-    await pipeline(await open(), new VerifyingStream(digest, size, `blob ${digest}`), createWriteStream(temporary, { flags: 'wx' }));
+    await writeBlobFile(temporary, digest, size, content);
     await rename(temporary, target);
   } catch (err) {
     await unlink(temporary).catch(() => undefined);

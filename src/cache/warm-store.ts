@@ -30,7 +30,7 @@ export async function storeImage(dir: string, image: Image, options: StoreImageO
   const blobOptions = { replace: options.replace };
   // Non-distributable layers are fetched from their URLs by whoever runs the image.
   const layers = image.layers.filter((layer) => !isForeignLayer(layer.mediaType));
-  const layerBytes = await mapLimited(layers, PARALLEL_LAYERS, (layer) => storeBlob(dir, layer.digest, layer.size, () => layer.compressed(), blobOptions));
+  const layerBytes = await mapLimited(layers, PARALLEL_LAYERS, (layer) => storeBlob(dir, layer.digest, layer.size, layer, blobOptions));
   const configBytes = await storeBlob(dir, image.manifest.config.digest, image.rawConfig.length, bytes(image.rawConfig), blobOptions);
   const manifestBytes = await storeBlob(dir, image.digest, image.rawManifest.length, bytes(image.rawManifest), blobOptions);
   await recordEntry(dir, entryDescriptor(image, options.refName, options.resolvedDigest, options.warmedAt));

@@ -1,6 +1,7 @@
 import { open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { KilnError, describeError } from '../util/errors.js';
+import { pourStream, type BlobSink, type BlobTransferOptions } from './blob-sink.js';
 import { decompress } from './compression.js';
 import { VerifyingStream, parseDigest, type Digest } from './digest.js';
 import type { BlobLocation, Layer } from './layer.js';
@@ -34,6 +35,8 @@ export interface StreamLayerOptions extends LayerMetadata {
    * such as the registry client verify while downloading already.
    */
   verify?: boolean;
+  /** The source's own way to hand the blob to a sink, verified; see Layer.writeTo. */
+  writeTo?: (sink: BlobSink, options?: BlobTransferOptions) => Promise<void>;
 }
 
 /**
@@ -44,7 +47,7 @@ export interface StreamLayerOptions extends LayerMetadata {
 export function fileLayer(options: FileLayerOptions): Layer {
   const { path, offset = 0 } = options;
   const what = `layer ${options.digest} in ${path}`;
-  return makeLayer(options, async () => {
+  const openVerified = async (): Promise<Readable> => {
     const handle = await open(path, 'r').catch((err: unknown) => {
       throw new KilnError('IO', `Cannot open ${what}: ${describeError(err)}.`, { cause: err });
     });
@@ -54,16 +57,19 @@ export function fileLayer(options: FileLayerOptions): Layer {
     }
     const file = handle.createReadStream({ start: offset, end: offset + options.size - 1, highWaterMark: READ_CHUNK });
     return chain(file, new VerifyingStream(options.digest, options.size, what));
-  });
+  };
+  // The stream is verified already: handing it to a sink needs no second hash.
+  return makeLayer(options, openVerified, async (sink, transfer) => pourStream(await openVerified(), sink, undefined, transfer));
 }
 
 /** A layer whose blob comes from any "open the blob" function (a registry, a cache). */
 export function streamLayer(options: StreamLayerOptions): Layer {
   const { open: openBlob, verify = false } = options;
-  return makeLayer(options, async () => {
+  const openCompressed = async (): Promise<Readable> => {
     const blob = await openBlob();
     return verify ? chain(blob, new VerifyingStream(options.digest, options.size, `layer ${options.digest}`)) : blob;
-  });
+  };
+  return makeLayer(options, openCompressed, options.writeTo);
 }
 
 /** The same layer under another media type: the blob is untouched, only its label changes. */
@@ -72,7 +78,8 @@ export function relabelLayer(layer: Layer, mediaType: string): Layer {
   if (layerCompression(layer.mediaType) !== layerCompression(mediaType)) {
     throw new KilnError('UNSUPPORTED_MEDIA_TYPE', `Layer ${layer.digest} cannot be relabelled from ${layer.mediaType} to ${mediaType}: the compression differs, so the blob would have to be rewritten.`);
   }
-  return makeLayer({ ...metadataOf(layer), mediaType }, () => layer.compressed());
+  const writeTo = layer.writeTo;
+  return makeLayer({ ...metadataOf(layer), mediaType }, () => layer.compressed(), writeTo ? (sink, options) => writeTo.call(layer, sink, options) : undefined);
 }
 
 function metadataOf(layer: Layer): LayerMetadata {
@@ -83,7 +90,7 @@ function metadataOf(layer: Layer): LayerMetadata {
   return metadata;
 }
 
-function makeLayer(metadata: LayerMetadata, openCompressed: () => Promise<Readable>): Layer {
+function makeLayer(metadata: LayerMetadata, openCompressed: () => Promise<Readable>, writeTo?: Layer['writeTo']): Layer {
   parseDigest(metadata.digest);
   parseDigest(metadata.diffId);
   if (!Number.isSafeInteger(metadata.size) || metadata.size < 0) {
@@ -102,6 +109,7 @@ function makeLayer(metadata: LayerMetadata, openCompressed: () => Promise<Readab
     async uncompressed() {
       return chain(await openCompressed(), decompress(compression));
     },
+    ...(writeTo ? { writeTo } : {}),
   };
   return Object.freeze(layer);
 }

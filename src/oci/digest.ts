@@ -142,20 +142,22 @@ export class VerifyingStream extends Transform {
 /**
  * VerifyingStream's checks for content that is not a stream: `update()` with the bytes in
  * order (it throws SIZE_MISMATCH as soon as there are too many), then `finish()`, which
- * throws SIZE_MISMATCH or DIGEST_MISMATCH unless both match.
+ * throws SIZE_MISMATCH or DIGEST_MISMATCH unless both match. With `hashedElsewhere`, the
+ * bytes are only counted here and `finish()` takes the hex digest computed elsewhere.
  */
 export class DigestVerifier {
   private readonly algorithm: ParsedDigest['algorithm'];
-  private readonly hash: Hash;
+  private readonly hash: Hash | undefined;
   private bytes = 0;
 
   constructor(
     private readonly expectedDigest: Digest,
     private readonly expectedSize: number | undefined,
     private readonly what: string,
+    options: { hashedElsewhere?: boolean } = {},
   ) {
     this.algorithm = parseDigest(expectedDigest).algorithm;
-    this.hash = createHash(this.algorithm);
+    if (!options.hashedElsewhere) this.hash = createHash(this.algorithm);
   }
 
   update(chunk: Uint8Array): void {
@@ -163,18 +165,21 @@ export class DigestVerifier {
     if (this.expectedSize !== undefined && this.bytes > this.expectedSize) {
       throw new KilnError('SIZE_MISMATCH', `${this.what} is larger than the ${this.expectedSize} bytes its descriptor declares; refusing it.`);
     }
-    this.hash.update(chunk);
+    this.hash?.update(chunk);
   }
 
   get size(): number {
     return this.bytes;
   }
 
-  finish(): void {
+  /** `hex`: the digest of the bytes, when they were hashed elsewhere. */
+  finish(hex?: string): void {
     if (this.expectedSize !== undefined && this.bytes !== this.expectedSize) {
       throw new KilnError('SIZE_MISMATCH', `${this.what} has ${this.bytes} bytes but its descriptor declares ${this.expectedSize}; refusing it.`);
     }
-    const actual = `${this.algorithm}:${this.hash.digest('hex')}`;
+    const computed = this.hash ? this.hash.digest('hex') : hex;
+    if (computed === undefined) throw new KilnError('INTERNAL', `${this.what} was checked without its digest`);
+    const actual = `${this.algorithm}:${computed}`;
     if (actual !== this.expectedDigest) {
       throw new KilnError('DIGEST_MISMATCH', `${this.what} does not match its digest (got ${actual}); refusing it.`);
     }

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { BlobSink, BlobTransferOptions } from './blob-sink.js';
 import type { Digest } from './digest.js';
 import type { Descriptor } from './types.js';
 
@@ -25,6 +26,13 @@ export interface Layer {
   readonly location?: BlobLocation;
   compressed(): Promise<Readable>;
   uncompressed(): Promise<Readable>;
+  /**
+   * Hands the blob as stored to `sink`, for a source with a faster way to a file than its
+   * stream (a registry download into reused memory). Resolves only once the sink has every
+   * byte and digest and size matched: nothing the sink wrote is to be trusted before that.
+   * Optional: `writeLayerTo` (layer-blob.ts) falls back to the stream.
+   */
+  writeTo?(sink: BlobSink, options?: BlobTransferOptions): Promise<void>;
 }
 
 export function layerDescriptor(layer: Layer): Descriptor {

@@ -1,12 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
 import { mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { KilnError, describeError } from '../util/errors.js';
+import { writeBlobFile, type BlobContent } from './blob-file.js';
 import { fileLayer } from './blob-layer.js';
-import { VerifyingStream, parseDigest, verifyBytes, type Digest } from './digest.js';
+import { parseDigest, verifyBytes, type Digest } from './digest.js';
 import { imageDescriptor, type Image, type ImageIndex } from './image.js';
 import { imageFromParts, parseAnyManifest, parseIndex } from './image-builder.js';
 import { MediaType, isForeignLayer, isImageIndex } from './mediatypes.js';
@@ -51,7 +49,7 @@ async function writeImageBlobs(dir: string, image: Image): Promise<Descriptor> {
   for (const layer of image.layers) {
     // Non-distributable layers are fetched from their URLs by whoever runs the image.
     if (isForeignLayer(layer.mediaType)) continue;
-    await writeBlob(dir, layer.digest, layer.size, () => layer.compressed());
+    await writeBlob(dir, layer.digest, layer.size, layer);
   }
   await writeBlob(dir, image.manifest.config.digest, image.rawConfig.length, image.rawConfig);
   await writeBlob(dir, image.digest, image.rawManifest.length, image.rawManifest);
@@ -82,18 +80,17 @@ function mergeIndex(existing: Index | undefined, added: readonly Descriptor[]): 
 }
 
 /**
- * Stores one blob under blobs/<algorithm>/<hex>. `content` is the bytes (small blobs) or a
- * function opening a stream of them (layers).
+ * Stores one blob under blobs/<algorithm>/<hex>. `content` is the bytes (small blobs), a
+ * layer (written through its fastest way to a file), or a function opening a stream.
  */
-export async function writeBlob(dir: string, digest: Digest, size: number, content: Buffer | (() => Promise<Readable>)): Promise<BlobWriteResult> {
+export async function writeBlob(dir: string, digest: Digest, size: number, content: BlobContent): Promise<BlobWriteResult> {
   const path = blobPath(dir, digest);
   const existing = await stat(path).catch(() => undefined);
   if (existing?.isFile() && existing.size === size) return 'present';
   await mkdir(join(dir, 'blobs', parseDigest(digest).algorithm), { recursive: true });
   const temporary = temporaryPath(dir);
   try {
-    const source = Buffer.isBuffer(content) ? Readable.from([content]) : await content();
-    await pipeline(source, new VerifyingStream(digest, size, `blob ${digest}`), createWriteStream(temporary, { flags: 'wx' }));
+    await writeBlobFile(temporary, digest, size, content);
     await rename(temporary, path);
   } catch (err) {
     await unlink(temporary).catch(() => undefined);

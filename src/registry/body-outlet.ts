@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
+import type { BlobSink } from '../oci/blob-sink.js';
 import { SlabRing } from './slab-ring.js';
 
 /**
@@ -10,10 +11,12 @@ import { SlabRing } from './slab-ring.js';
  * the slab, and every slab is fresh memory, because a stream's consumer owns the chunks it
  * gets and may keep them. `lend()` turns it into a lent body instead: reads go into a ring of
  * reused slots (slab-ring.ts), and the body bytes of a slot go on as one chunk once it is
- * full (or after FLUSH_AFTER_MS, so that a slow registry is not made to wait). Each chunk is
- * shown to `inspect` at once (to hash it while it is still in the cache) and then handed to
- * the sink, and its slot is read into again once the sink is done with it. Nothing is
- * allocated per chunk, so the garbage collector has nothing to do however large the blob.
+ * full (or after FLUSH_AFTER_MS, so that a slow registry is not made to wait). The bytes of
+ * each read are shown to `inspect` as they arrive (to hash them while they are still in the
+ * cache), a slot's chunk is handed to the sink once complete, and the slot is read into again
+ * once the sink is done with it. Slots can be shared memory, for a sink that has another
+ * thread work on them in place. Nothing is allocated per chunk, so the garbage collector has
+ * nothing to do however large the blob.
  */
 
 /** A stream's slabs; one with less room than its minimum read is retired, so that reads stay large. */
@@ -33,20 +36,14 @@ const RING_SLOTS = 8;
 const FLUSH_AFTER_MS = 10;
 
 /** Takes a lent body's chunks; see RegistryClient.fetchBlob. */
-export interface LentSink {
-  /**
-   * Takes the chunk found at `position` in the body. The chunk is lent: its memory is reused
-   * once the returned promise settles (at once when nothing is returned).
-   */
-  write(chunk: Buffer, position: number): void | Promise<void>;
-  /** Calls of `write` that may be in flight at once; 1 (the default) takes chunks strictly in turn. */
-  concurrency?: number;
-}
+export type LentSink = BlobSink;
 
 export interface LendHandlers {
-  /** Sees each chunk as soon as it is complete, in order; may throw to fail the download. */
-  inspect(chunk: Buffer): void;
+  /** Sees the body's bytes as they arrive, in order; may throw to fail the download. */
+  inspect(bytes: Buffer): void;
   sink: LentSink;
+  /** Read into shared memory, so that the sink can have another thread work on a slot in place. */
+  sharedSlots?: boolean;
 }
 
 interface Lending extends LendHandlers {
@@ -123,6 +120,7 @@ export class BodyOutlet {
   /** Adds body bytes (a view of a slab, usually the one just read) to those pending. */
   deliver(data: Buffer): void {
     if (data.length === 0 || this.over) return;
+    if (this.lending && !this.inspect(data)) return;
     if (this.pending === data.buffer && this.pendingEnd === data.byteOffset) {
       this.pendingEnd += data.length;
       return;
@@ -178,7 +176,7 @@ export class BodyOutlet {
     return new Promise<void>((resolve, reject) => {
       const lending: Lending = {
         ...handlers,
-        ring: new SlabRing(RING_SLOTS, RING_SLOT_BYTES),
+        ring: new SlabRing(RING_SLOTS, RING_SLOT_BYTES, handlers.sharedSlots ?? false),
         queue: [],
         queued: 0,
         inFlight: 0,
@@ -198,7 +196,9 @@ export class BodyOutlet {
         return;
       }
       // Bytes that went into the stream before the body was lent come first.
-      for (let chunk: Buffer | null; body.readableLength > 0 && (chunk = body.read() as Buffer | null) !== null; ) this.lendChunk(chunk, -1);
+      for (let chunk: Buffer | null; body.readableLength > 0 && (chunk = body.read() as Buffer | null) !== null; ) {
+        if (this.inspect(chunk)) this.lendChunk(chunk, -1);
+      }
       if (body.readableEnded || (this.over && !body.errored)) lending.ended = true;
       this.paused = false;
       if (!this.over) {
@@ -246,15 +246,23 @@ export class BodyOutlet {
     }
   }
 
+  /** Shows bytes to the inspector; false when it failed the download. */
+  private inspect(data: Buffer): boolean {
+    const lending = this.lending!;
+    if (lending.failure) return false;
+    try {
+      lending.inspect(data);
+      return true;
+    } catch (err) {
+      this.abort(err);
+      return false;
+    }
+  }
+
+  /** Queues inspected bytes for the sink. */
   private lendChunk(chunk: Buffer, slot: number): void {
     const lending = this.lending!;
     if (lending.failure) return;
-    try {
-      lending.inspect(chunk);
-    } catch (err) {
-      this.abort(err);
-      return;
-    }
     if (slot >= 0) lending.ring.hold(slot);
     lending.queue.push({ chunk, slot, position: lending.queued });
     lending.queued += chunk.length;

@@ -5,13 +5,15 @@ import { HashWorker } from '../util/hash-worker.js';
 import { ConcurrencyLimit } from '../util/limit.js';
 import { readLimited } from '../util/read-limited.js';
 import { silentLogger, type Logger } from '../util/log.js';
+import type { BlobSink, BlobTransferOptions } from '../oci/blob-sink.js';
 import { DigestVerifier, VerifyingStream, parseDigest, sha256, verifyBytes, type Digest } from '../oci/digest.js';
 import { MediaType } from '../oci/mediatypes.js';
 import { parseAnyManifest } from '../oci/image-builder.js';
 import { Authenticator, pullScope, pushScope, type AuthTarget } from './auth.js';
 import type { CredentialStore } from './credentials.js';
 import { resolveEndpoints, type Endpoint, type RegistryOptions } from './endpoints.js';
-import { lendBody, type LentSink } from './bulk-get.js';
+import { lendBody } from './bulk-get.js';
+import { SlotHasher, type SlotHash } from './slot-hasher.js';
 import { unexpectedStatus } from './errors.js';
 import { formatReference, type Reference } from './reference.js';
 import {
@@ -32,6 +34,8 @@ const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 const MAX_REDIRECTS = 5;
 /** Blobs from this size on (or of unknown size) are fetched with large socket reads. */
 const BULK_BLOB_BYTES = 1 << 20;
+/** fetchBlob hashes blobs from this size on (or of unknown size) on the hashing thread, when it has one. */
+const SLOT_HASH_MIN_BYTES = 4 << 20;
 
 export interface RegistryClientOptions {
   registry: RegistryOptions;
@@ -42,20 +46,18 @@ export interface RegistryClientOptions {
   concurrency?: number;
   userAgent?: string;
   /**
-   * Verify large downloads on a thread of their own. That costs some CPU (a copy, the
-   * hand-over) and pays off when a core is free for it; on a busy two-core machine hashing
-   * inline was as fast or faster, so the default is a thread only with more than two cores.
+   * Verify large downloads on a thread of their own. For getBlob's stream that costs some
+   * CPU (a copy, the hand-over) and pays off when a core is free for it; on a busy two-core
+   * machine hashing inline was as fast or faster, so its default is a thread only with more
+   * than two cores. fetchBlob's thread hashes the received memory in place, so it costs
+   * little, and it lets the download go as fast as the network whenever a second core is
+   * free: its default is on. `false` hashes both on the calling thread, `true` both on
+   * threads of their own.
    */
   hashThread?: boolean;
 }
 
-/**
- * Takes the chunks of a blob from `fetchBlob`: `write(chunk, position)` for each, in order,
- * with up to `concurrency` calls in flight (default 1: strictly one after the other). A
- * chunk's memory is reused once its call's promise settles (at once when nothing is
- * returned): copy what must outlive that.
- */
-export type BlobSink = LentSink;
+export type { BlobSink } from '../oci/blob-sink.js';
 
 export interface FetchedManifest {
   raw: Buffer;
@@ -104,6 +106,8 @@ export class RegistryClient {
   private readonly userAgent: string;
   /** Verifies large downloads off the main thread, when enabled. */
   private readonly hashWorker: HashWorker | undefined;
+  /** Hashes fetchBlob's slots where they lie, when enabled. */
+  private readonly slotHasher: SlotHasher | undefined;
   /** Hosts found to speak plain HTTP although https was tried first. */
   private readonly plainHttpHosts = new Set<string>();
 
@@ -115,10 +119,11 @@ export class RegistryClient {
     this.auth = new Authenticator(this.transport, options.credentials, this.logger, this.userAgent);
     this.limit = new ConcurrencyLimit(concurrency);
     if (options.hashThread ?? availableParallelism() > 2) this.hashWorker = new HashWorker();
+    if (options.hashThread ?? true) this.slotHasher = new SlotHasher();
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.transport.close(), this.hashWorker?.close()]);
+    await Promise.all([this.transport.close(), this.hashWorker?.close(), this.slotHasher?.close()]);
   }
 
   /** Fetches a manifest or index, trying mirrors first for pulls; bytes are verified when the reference has a digest. */
@@ -205,27 +210,40 @@ export class RegistryClient {
    * promise it returns settles (a file write, say). The chunks are lent, not given: their
    * memory is read into again after that, so a large blob allocates nothing as it streams
    * and the garbage collector has nothing to do, which makes this the faster way to a file.
-   * Each chunk is hashed in place on this thread as it arrives (the hashThread option is
-   * for getBlob's stream). Resolves once the sink has had every byte and size and digest
-   * match; rejects with SIZE_MISMATCH, DIGEST_MISMATCH or the network's error otherwise,
-   * so, as with `getBlob`, nothing the sink wrote is to be trusted before that.
+   * A large blob is hashed in place on the hashing thread while the sink writes the same
+   * chunk (see the hashThread option and slot-hasher.ts); a small one, or any without that
+   * thread, is hashed on this thread as its bytes arrive. Resolves once the sink has had
+   * every byte and size and digest match; rejects with SIZE_MISMATCH, DIGEST_MISMATCH or the
+   * network's error otherwise, so, as with `getBlob`, nothing the sink wrote is to be trusted
+   * before that. Aborting `options.signal` closes the connection; the promise then rejects
+   * with the signal's reason once no write is in flight.
    */
-  async fetchBlob(ref: Reference, blob: { digest: Digest; size?: number }, sink: BlobSink): Promise<void> {
-    parseDigest(blob.digest);
-    const { response, label } = await this.openBlob(ref, blob);
-    const verifier = new DigestVerifier(blob.digest, blob.size, label);
-    const lent = lendBody(response.body, { inspect: (chunk) => verifier.update(chunk), sink });
-    if (lent) {
-      await lent;
-    } else {
-      // A small blob came through undici: its chunks are fresh memory anyway.
-      for await (const chunk of response.body as AsyncIterable<Buffer>) {
-        const position = verifier.size;
-        verifier.update(chunk);
-        await sink.write(chunk, position);
+  async fetchBlob(ref: Reference, blob: { digest: Digest; size?: number }, sink: BlobSink, options: BlobTransferOptions = {}): Promise<void> {
+    const { algorithm } = parseDigest(blob.digest);
+    const { signal } = options;
+    signal?.throwIfAborted();
+    // Started before the request, so that the hashing thread boots while the registry answers.
+    const offThread = this.slotHasher && (blob.size === undefined || blob.size >= SLOT_HASH_MIN_BYTES) ? this.slotHasher.start(algorithm) : undefined;
+    try {
+      const { response, label } = await this.openBlob(ref, blob);
+      const abort = (): void => {
+        response.body.destroy();
+      };
+      if (signal?.aborted) abort();
+      signal?.addEventListener('abort', abort, { once: true });
+      try {
+        const verifier = new DigestVerifier(blob.digest, blob.size, label, { hashedElsewhere: offThread !== undefined });
+        await receiveBody(response.body, verifier, offThread ? hashingSink(sink, offThread) : sink, offThread !== undefined);
+        verifier.finish(offThread ? await offThread.digest() : undefined);
+      } catch (err) {
+        signal?.throwIfAborted();
+        throw err;
+      } finally {
+        signal?.removeEventListener('abort', abort);
       }
+    } finally {
+      offThread?.abort();
     }
-    verifier.finish();
   }
 
   /** Sends the GET of a blob, through mirrors; returns the successful response and how errors name the blob. */
@@ -399,6 +417,44 @@ export class RegistryClient {
     const scheme = this.plainHttpHosts.has(endpoint.host) ? 'http' : endpoint.scheme;
     return { origin: `${scheme}://${endpoint.host}`, host: endpoint.host, tls: endpoint.tls };
   }
+}
+
+/** Hands a response body to `sink`, counted (and hashed, unless elsewhere) by `verifier`. */
+async function receiveBody(body: HttpResponse['body'], verifier: DigestVerifier, sink: BlobSink, sharedSlots: boolean): Promise<void> {
+  const lent = lendBody(body, { inspect: (chunk) => verifier.update(chunk), sink, sharedSlots });
+  if (lent) return lent;
+  // A small blob came through undici: its chunks are fresh memory anyway.
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    const position = verifier.size;
+    verifier.update(chunk);
+    await sink.write(chunk, position);
+  }
+}
+
+/**
+ * `sink`, with each chunk also hashed on the hashing thread: a chunk is done once both are,
+ * so its slot is read into again only after the hash has read it. Chunks reach the thread in
+ * the order of their positions, because the body hands them to the sink in that order.
+ */
+function hashingSink(sink: BlobSink, hash: SlotHash): BlobSink {
+  return {
+    ...(sink.concurrency !== undefined ? { concurrency: sink.concurrency } : {}),
+    write(chunk, position) {
+      const hashed = hash.update(chunk);
+      let written: void | Promise<void>;
+      try {
+        written = sink.write(chunk, position);
+      } catch (err) {
+        written = Promise.reject(err);
+      }
+      // Both settle before the chunk counts as returned: a failed hash must not let the body
+      // report its end (and the caller close the file) while the write is still going on.
+      return Promise.allSettled([hashed, written]).then(([hashing, writing]) => {
+        if (writing.status === 'rejected') throw writing.reason;
+        if (hashing.status === 'rejected') throw hashing.reason;
+      });
+    },
+  };
 }
 
 function uploadLocation(response: HttpResponse, endpoint: Endpoint, what: string): string {

@@ -1,11 +1,12 @@
 import { KilnError } from '../util/errors.js';
 import { readLimited } from '../util/read-limited.js';
 import type { Image } from '../oci/image.js';
+import type { Layer } from '../oci/layer.js';
 import { imageFromParts, parseIndex, parseManifest } from '../oci/image-builder.js';
 import { streamLayer } from '../oci/blob-layer.js';
 import { isForeignLayer, isImageIndex } from '../oci/mediatypes.js';
 import { formatPlatform, hostPlatform, selectManifest } from '../oci/platform.js';
-import type { Platform } from '../oci/types.js';
+import type { Descriptor, Platform } from '../oci/types.js';
 import type { RegistryClient } from './client.js';
 import { formatReference, referenceWithDigest, type Reference } from './reference.js';
 
@@ -46,17 +47,25 @@ export async function fetchRemoteImage(client: RegistryClient, ref: Reference, o
     rawConfig,
     mediaType: manifest.mediaType,
     source: formatReference(resolved),
-    layers: (descriptor, diffId) =>
-      streamLayer({
-        digest: descriptor.digest,
-        diffId,
-        size: descriptor.size,
-        mediaType: descriptor.mediaType,
-        ...(descriptor.annotations ? { annotations: descriptor.annotations } : {}),
-        ...(descriptor.urls ? { urls: descriptor.urls } : {}),
-        ...(isForeignLayer(descriptor.mediaType) ? {} : { location: { registry: ref.registry, repository: ref.repository } }),
-        open: () => client.getBlob(ref, descriptor),
-      }),
+    layers: (descriptor, diffId) => registryLayer(client, ref, descriptor, diffId),
   });
   return { image, resolved, topDigest: top.digest };
+}
+
+/**
+ * A layer whose blob is in the repository of `ref`. Its stream and its `writeTo` (a download
+ * straight into a file's sink) are both verified by the client as the bytes arrive.
+ */
+export function registryLayer(client: RegistryClient, ref: Reference, descriptor: Descriptor, diffId: string): Layer {
+  return streamLayer({
+    digest: descriptor.digest,
+    diffId,
+    size: descriptor.size,
+    mediaType: descriptor.mediaType,
+    ...(descriptor.annotations ? { annotations: descriptor.annotations } : {}),
+    ...(descriptor.urls ? { urls: descriptor.urls } : {}),
+    ...(isForeignLayer(descriptor.mediaType) ? {} : { location: { registry: ref.registry, repository: ref.repository } }),
+    open: () => client.getBlob(ref, descriptor),
+    writeTo: (sink, options) => client.fetchBlob(ref, descriptor, sink, options),
+  });
 }

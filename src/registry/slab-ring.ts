@@ -5,7 +5,8 @@
  * allocates nothing while it streams: no garbage collection, and memory that stays warm in
  * the processor's caches.
  *
- * Slots are allocated on first use, so a small blob costs one slot, not the whole ring.
+ * Slots are allocated on first use, so a small blob costs one slot, not the whole ring. A
+ * shared ring's slots are shared memory, which another thread can hash where it lies.
  */
 export class SlabRing {
   private readonly slots: (Buffer | undefined)[];
@@ -15,6 +16,7 @@ export class SlabRing {
   constructor(
     readonly slotCount: number,
     readonly slotBytes: number,
+    readonly shared = false,
   ) {
     if (!(slotCount >= 2) || !(slotBytes > 0)) throw new RangeError('a ring needs at least two slots of some bytes');
     this.slots = new Array<Buffer | undefined>(slotCount).fill(undefined);
@@ -30,7 +32,7 @@ export class SlabRing {
   slot(index: number): Buffer {
     let slot = this.slots[index];
     if (slot === undefined) {
-      slot = Buffer.allocUnsafe(this.slotBytes);
+      slot = this.shared ? Buffer.from(new SharedArrayBuffer(this.slotBytes)) : Buffer.allocUnsafe(this.slotBytes);
       this.slots[index] = slot;
     }
     return slot;

@@ -2,26 +2,33 @@ import { randomBytes } from 'node:crypto';
 import { close, closeSync, openSync, read, unlinkSync, write } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import type { BlobSink } from '../oci/blob-sink.js';
 import type { Layer } from '../oci/layer.js';
+import { writeLayerTo } from '../oci/layer-blob.js';
 import { describeError } from '../util/errors.js';
 
 const READ_CHUNK = 1 << 20;
+/** Writes to the spool file at once: each waits for a thread of libuv's pool, and they overlap. */
+const CONCURRENT_WRITES = 4;
 
 /**
- * The next layer's blob, downloading into a temporary file while the current layer is being
- * extracted, so a pull overlaps network and disk instead of alternating them. Only one layer
- * is ever fetched ahead, and it goes to disk, never into memory. The file is unlinked as soon
+ * A layer's blob, downloading into a temporary file that the layer is extracted from as the
+ * bytes arrive. The next layer's starts while the current one is extracted, so a pull
+ * overlaps network and disk instead of alternating them; only one layer is ever fetched
+ * ahead, and it goes to disk, never into memory. The file is unlinked as soon
  * as it is created: nothing is left behind if kiln dies, and nothing shows up in the root
- * when the spool directory lies inside it (kaniko's `/` with /tmp).
+ * when the spool directory lies inside it (kaniko's `/` with /tmp). The blob goes in through
+ * the layer's fastest way to a file (`writeLayerTo`), verified as it comes.
  *
  * `open()` streams the blob from the start while the download may still be running, reading
- * only what has been written; a download error reaches that reader.
+ * only what has been written; a download error (a digest mismatch included) reaches that
+ * reader before its end, so the extraction fails instead of finishing on unverified bytes.
  */
 export class LayerSpool {
   private written = 0;
   private downloading = true;
   private failure: Error | undefined;
-  private source: Readable | undefined;
+  private readonly stop = new AbortController();
   private readers = 0;
   private reads = 0;
   private abandoned = false;
@@ -98,30 +105,38 @@ export class LayerSpool {
   abandon(): void {
     this.abandoned = true;
     this.wake = undefined;
-    this.source?.destroy();
+    this.stop.abort();
     this.closeIfIdle();
   }
 
   private async download(): Promise<void> {
     try {
-      this.source = await this.layer.compressed();
-      if (this.abandoned) {
-        this.source.destroy();
-        return;
-      }
-      for await (const chunk of this.source as AsyncIterable<Buffer>) {
-        for (let at = 0; at < chunk.length; ) at += await writeAt(this.fd, chunk, at, this.written + at);
-        this.written += chunk.length;
-        this.notify();
-      }
+      await writeLayerTo(this.layer, this.sink(), { signal: this.stop.signal });
     } catch (err) {
       if (!this.abandoned) this.failure = err instanceof Error ? err : new Error(describeError(err));
     } finally {
       this.downloading = false;
-      this.source = undefined;
       this.notify();
       this.closeIfIdle();
     }
+  }
+
+  /** Writes chunks where they belong; readers see bytes once everything before them is written. */
+  private sink(): BlobSink {
+    // Writes that finished ahead of an earlier one still in flight: start -> end.
+    const finished = new Map<number, number>();
+    return {
+      concurrency: CONCURRENT_WRITES,
+      write: async (chunk, position) => {
+        for (let at = 0; at < chunk.length; ) at += await writeAt(this.fd, chunk, at, position + at);
+        finished.set(position, position + chunk.length);
+        for (let end = finished.get(this.written); end !== undefined; end = finished.get(this.written)) {
+          finished.delete(this.written);
+          this.written = end;
+        }
+        this.notify();
+      },
+    };
   }
 
   private notify(): void {

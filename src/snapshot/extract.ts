@@ -34,9 +34,9 @@ export interface ExtractOptions {
   index?: FileIndex;
   logger?: Logger;
   /**
-   * extractImage: the directory where the next layer downloads while the current one is
-   * extracted (an unlinked temporary file); default the system's temp directory. Without a
-   * usable directory, layers are fetched one after the other.
+   * extractImage: where each layer's blob downloads to while it is extracted (an unlinked
+   * temporary file); default the system's temp directory. Without a usable directory, layers
+   * are extracted straight from their streams, one after the other.
    */
   spoolDir?: string;
   /** extractLayer given a tar stream: names it in messages (default "the layer"). */
@@ -64,31 +64,40 @@ export async function extractLayer(layer: Layer | Readable, options: ExtractOpti
 }
 
 /**
- * Applies every layer of `image` in order. While one layer is extracted the next one is
- * already downloading into a temporary file (one layer ahead, never more), so the pull's
- * network time overlaps the extraction's disk time.
+ * Applies every layer of `image` in order. Each layer's blob downloads into a temporary file
+ * (the registry's fastest way to disk) and is extracted from there as it arrives; while one
+ * layer is extracted the next one is already downloading (one layer ahead, never more), so
+ * the pull's network time overlaps the extraction's disk time.
  */
 export async function extractImage(image: Image, options: ExtractOptions): Promise<ExtractStats> {
   const ctx = await createContext(options);
   const spoolDir = options.spoolDir ?? tmpdir();
   const layers = image.layers;
-  let ahead: LayerSpool | undefined;
+  let ahead: LayerSpool | undefined = layers.length > 0 ? startSpool(layers[0]!, spoolDir, ctx) : undefined;
   try {
     for (let i = 0; i < layers.length; i++) {
       const layer = layers[i]!;
       const spooled = ahead;
       ahead = undefined;
-      const tar = spooled !== undefined ? chain(spooled.open(), decompress(layerCompression(layer.mediaType))) : await openLayer(layer);
-      if (i + 1 < layers.length) {
-        ahead = LayerSpool.start(layers[i + 1]!, spoolDir);
-        if (ahead === undefined) ctx.logger.debug({ spoolDir }, 'no temporary file for the next layer; layers are fetched one after the other');
-      }
+      const tar = await layerTar(layer, spooled);
+      if (i + 1 < layers.length) ahead = startSpool(layers[i + 1]!, spoolDir, ctx);
       await applyTar(tar, `layer ${layer.digest}`, ctx);
     }
   } finally {
     ahead?.abandon();
   }
   return ctx.stats;
+}
+
+function startSpool(layer: Layer, spoolDir: string, ctx: ApplyContext): LayerSpool | undefined {
+  const spool = LayerSpool.start(layer, spoolDir);
+  if (spool === undefined) ctx.logger.debug({ spoolDir }, 'no temporary file for a layer; it is extracted from its stream, and layers are fetched one after the other');
+  return spool;
+}
+
+/** The layer's tar stream: decompressed from its spool file, or from its own stream without one. */
+async function layerTar(layer: Layer, spool: LayerSpool | undefined): Promise<Readable> {
+  return spool !== undefined ? chain(spool.open(), decompress(layerCompression(layer.mediaType))) : openLayer(layer);
 }
 
 function isLayer(value: Layer | Readable): value is Layer {

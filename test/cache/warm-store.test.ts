@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { REF_NAME_ANNOTATION } from '../../src/oci/layout.js';
 import { WORK_DIR, removeAbandonedTemporaries, storeBlob } from '../../src/cache/warm-blob.js';
 import { storeImage } from '../../src/cache/warm-store.js';
+import { streamLayer } from '../../src/oci/blob-layer.js';
 import { sha256 } from '../../src/oci/digest.js';
 import { blobPath, layoutImage } from '../../src/oci/layout.js';
 import { appendLayers, emptyImage } from '../../src/oci/mutate.js';
@@ -101,6 +102,37 @@ test('an image is stored as a layout whose only index entry names it, with its p
     ]);
     assert.equal((await layoutImage(dir, { refName: 'registry.test/app:1' })).digest, image.digest);
     assert.equal(await storeImage(dir, image, { refName: 'registry.test/app:1', resolvedDigest: image.digest, replace: false, warmedAt: new Date(0) }), 0, 'nothing is written twice');
+  }));
+
+test('a layer is stored through its writeTo, and a corrupted one leaves nothing behind', () =>
+  withDir(async (dir) => {
+    const content = Buffer.from('layer bytes '.repeat(1000));
+    const via: string[] = [];
+    const layerServing = (served: Buffer) =>
+      streamLayer({
+        digest: sha256(content),
+        diffId: sha256(content),
+        size: content.length,
+        mediaType: 'application/vnd.oci.image.layer.v1.tar',
+        open: async () => {
+          via.push('stream');
+          return Readable.from([served]);
+        },
+        // Verifies as a registry download does: the sink's bytes count only once this resolves.
+        writeTo: async (sink) => {
+          via.push('writeTo');
+          await sink.write(served, 0);
+          if (sha256(served) !== sha256(content)) throw Object.assign(new Error('digest mismatch'), { code: 'DIGEST_MISMATCH' });
+        },
+      });
+    const corrupted = Buffer.from(content);
+    corrupted[7]! ^= 1;
+    await assert.rejects(storeBlob(dir, sha256(content), content.length, layerServing(corrupted), { replace: false }), /digest mismatch/);
+    await assert.rejects(stat(blobPath(dir, sha256(content))));
+    assert.deepEqual(await readdir(join(dir, WORK_DIR)), []);
+    assert.equal(await storeBlob(dir, sha256(content), content.length, layerServing(content), { replace: false }), content.length);
+    assert.ok((await readFile(blobPath(dir, sha256(content)))).equals(content));
+    assert.deepEqual(via, ['writeTo', 'writeTo']);
   }));
 
 test('removeAbandonedTemporaries clears only temporaries nobody has written to for an hour', () =>

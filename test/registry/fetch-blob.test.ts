@@ -1,16 +1,19 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RegistryClient, type BlobSink } from '../../src/registry/client.js';
 import { createCredentialStore } from '../../src/registry/credentials.js';
 import { parseRegistryOptions } from '../../src/registry/endpoints.js';
-import { fileSink } from '../../src/registry/file-sink.js';
+import { fileSink } from '../../src/oci/file-sink.js';
 import { parseReference } from '../../src/registry/reference.js';
+import { registryLayer } from '../../src/registry/remote.js';
+import { writeBlobFile } from '../../src/oci/blob-file.js';
 import { DigestVerifier, sha256 } from '../../src/oci/digest.js';
+import { MediaType } from '../../src/oci/mediatypes.js';
 import { isKilnError } from '../../src/util/errors.js';
 import { json, startFakeServer } from './fake-server.js';
 
@@ -22,13 +25,14 @@ function tempDir(t: TestContext, prefix: string): string {
   return dir;
 }
 
-function clientFor(t: TestContext, host: string) {
+function clientFor(t: TestContext, host: string, hashThread?: boolean) {
   const dir = tempDir(t, 'kiln-cfg-');
   writeFileSync(join(dir, 'config.json'), JSON.stringify({ auths: { [host]: { auth: Buffer.from('alice:pw').toString('base64') } } }));
   const client = new RegistryClient({
     registry: parseRegistryOptions({ insecureRegistry: [host] }, {}),
     credentials: createCredentialStore({ env: { DOCKER_CONFIG: dir } }),
     retry: { retries: 1, baseDelayMs: 1, maxDelayMs: 5 },
+    ...(hashThread !== undefined ? { hashThread } : {}),
   });
   t.after(() => client.close());
   return client;
@@ -51,14 +55,18 @@ async function blobServer(blobs: Record<string, Buffer>) {
   });
 }
 
-for (const [label, size] of [['a large blob', 6 * 1024 * 1024 + 11], ['a small blob', 300_000]] as const) {
+for (const [label, size, hashThread] of [
+  ['a large blob', 6 * 1024 * 1024 + 11, undefined],
+  ['a large blob hashed on the calling thread', 6 * 1024 * 1024 + 11, false],
+  ['a small blob', 300_000, undefined],
+] as const) {
   test(`${label} reaches the sink whole when right, and is refused when tampered`, async (t) => {
     const blob = randomBytes(size);
     const tampered = Buffer.from(blob);
     tampered[size - 5]! ^= 1;
     const server = await blobServer({ app: blob, tampered });
     t.after(() => server.close());
-    const client = clientFor(t, server.host);
+    const client = clientFor(t, server.host, hashThread);
     const good = copyingSink();
     await client.fetchBlob(parseReference(`${server.host}/app`), { digest: sha256(blob), size }, good.sink);
     assert.ok(good.bytes().equals(blob));
@@ -162,4 +170,53 @@ test('DigestVerifier checks content fed in pieces, like VerifyingStream', () => 
   const long = new DigestVerifier(sha256(data), 10, 'the thing');
   assert.throws(() => long.update(data), (err) => isKilnError(err, 'SIZE_MISMATCH'));
   assert.throws(() => new DigestVerifier('md5:abc', 1, 'the thing'), (err) => isKilnError(err, 'INVALID_DIGEST'));
+});
+
+test('a registry layer writes itself into a file with fetchBlob; a tampered one is refused and the file removed', async (t) => {
+  const blob = randomBytes(3 * 1024 * 1024 + 5);
+  const tampered = Buffer.from(blob);
+  tampered[1234]! ^= 0x10;
+  const server = await blobServer({ app: blob, tampered });
+  t.after(() => server.close());
+  const client = clientFor(t, server.host);
+  const dir = tempDir(t, 'kiln-layer-');
+  const descriptor = { mediaType: MediaType.ociLayerGzip, digest: sha256(blob), size: blob.length };
+  const layer = registryLayer(client, parseReference(`${server.host}/app`), descriptor, sha256('tar'));
+  assert.equal(typeof layer.writeTo, 'function');
+  await writeBlobFile(join(dir, 'good'), layer.digest, layer.size, layer);
+  assert.ok(readFileSync(join(dir, 'good')).equals(blob));
+
+  const liar = registryLayer(client, parseReference(`${server.host}/tampered`), descriptor, sha256('tar'));
+  await assert.rejects(writeBlobFile(join(dir, 'bad'), liar.digest, liar.size, liar), (err) => isKilnError(err, 'DIGEST_MISMATCH'));
+  assert.deepEqual(readdirSync(dir), ['good']);
+});
+
+test('aborting fetchBlob closes the download and rejects with the reason once no write is in flight', async (t) => {
+  const blob = randomBytes(16 * 1024 * 1024);
+  const server = await startFakeServer((_req, res) => {
+    res.writeHead(200, { 'content-length': String(blob.length) });
+    // A slow registry: a quarter of the blob, then nothing more for a long while.
+    res.write(blob.subarray(0, blob.length / 4));
+    setTimeout(() => res.end(blob.subarray(blob.length / 4)), 10_000).unref();
+  });
+  t.after(() => server.close());
+  const client = clientFor(t, server.host);
+  const stop = new AbortController();
+  let inFlight = 0;
+  let received = 0;
+  const started = performance.now();
+  const fetching = client.fetchBlob(parseReference(`${server.host}/app`), { digest: sha256(blob), size: blob.length }, {
+    concurrency: 2,
+    write: async (chunk) => {
+      inFlight++;
+      received += chunk.length;
+      if (received >= 1 << 20) stop.abort(new Error('no longer wanted'));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      inFlight--;
+    },
+  }, { signal: stop.signal });
+  await assert.rejects(fetching, /no longer wanted/);
+  assert.equal(inFlight, 0);
+  assert.ok(performance.now() - started < 5_000, 'the download did not wait for the rest of the blob');
+  await assert.rejects(client.fetchBlob(parseReference(`${server.host}/app`), { digest: sha256(blob) }, copyingSink().sink, { signal: stop.signal }), /no longer wanted/);
 });

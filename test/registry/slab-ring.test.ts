@@ -38,3 +38,11 @@ test('releasing more often than holding is a bug, not a silent miscount', () => 
   assert.throws(() => ring.release(0), RangeError);
   assert.throws(() => new SlabRing(1, 16), RangeError);
 });
+
+test('a shared ring reads into shared memory, one slot at a time', () => {
+  const ring = new SlabRing(2, 64, true);
+  assert.ok(ring.slot(0).buffer instanceof SharedArrayBuffer);
+  assert.equal(ring.slot(0).length, 64);
+  assert.notEqual(ring.slot(1).buffer, ring.slot(0).buffer);
+  assert.ok(!(new SlabRing(2, 64).slot(0).buffer instanceof SharedArrayBuffer));
+});

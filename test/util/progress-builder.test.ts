@@ -80,6 +80,39 @@ test('a counted layer reports every byte of its blob and is otherwise the same l
   assert.deepEqual([bytes, requested, ended], [layer.size, 1, 1]);
 });
 
+test('a counted layer keeps its writeTo, counting what goes to the sink', async () => {
+  const plain = await layerWith('a.txt', 'x'.repeat(5000), true);
+  assert.equal(countedLayer(plain, { bytes: () => {} }).writeTo, undefined, 'a layer without writeTo gets none');
+  const blob = await readStream(await plain.compressed());
+  let viaWriteTo = 0;
+  const layer = streamLayer({
+    digest: plain.digest,
+    diffId: plain.diffId,
+    size: plain.size,
+    mediaType: plain.mediaType,
+    open: () => plain.compressed(),
+    writeTo: async (sink) => {
+      viaWriteTo++;
+      await sink.write(blob.subarray(0, 100), 0);
+      await sink.write(blob.subarray(100), 100);
+    },
+  });
+  let bytes = 0;
+  let requested = 0;
+  let ended = 0;
+  const counted = countedLayer(layer, { requested: () => requested++, bytes: (n) => (bytes += n), ended: () => ended++ });
+  const received: Buffer[] = [];
+  await counted.writeTo!({ concurrency: 2, write: (chunk) => void received.push(Buffer.from(chunk)) });
+  assert.ok(Buffer.concat(received).equals(blob));
+  assert.deepEqual([viaWriteTo, bytes, requested, ended], [1, blob.length, 1, 1]);
+});
+
+async function readStream(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream as AsyncIterable<Buffer>) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
+
 test('an extraction counts registry bytes as pulled, and shows which layer is being applied', async (t) => {
   const layers = [await layerWith('one', '1'.repeat(3000), true), await layerWith('two', '2', false), await layerWith('three', '3'.repeat(9000), true)];
   const { sink, events } = recordingSink();
