@@ -2,11 +2,16 @@
 // timed from spawn to exit, with `--log-format json` at debug level. kiln's own records give
 // the times: its build summary (each step, each phase), its progress records (extractions,
 // the push) and its debug records, which split a step's snapshot into the scan that found its
-// changes and the write of its layer.
+// changes and the write of its layer. kiln leaves deleting its work directory to a process
+// of its own (src/util/discard.ts); the bench waits for that to finish, and reports how long
+// it took, before anything else runs, so that the deletion never slows the next build.
+import { readdirSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runTimed } from './build-process.js';
+import { DISCARDED_PREFIX } from '../src/util/discard.js';
 
 /** kiln's CLI in this build's output. */
 export const KILN = join(dirname(fileURLToPath(import.meta.url)), '../kiln.js');
@@ -53,8 +58,10 @@ export interface KilnBuildRun {
   /** Between the end of the last step and the start of the push (stage roots removed). */
   afterStepsSeconds: number;
   pushSeconds: number;
-  /** After the push until the process exited (the work directory removed, the summary logged). */
+  /** After the push until the process exited (the summary logged, the work directory handed to its deleter). */
   exitSeconds: number;
+  /** After the exit, until kiln's background deletion of its work directory finished. */
+  discardSeconds: number;
   /** kiln's own seconds per phase (plan, pull, run, snapshot, push), from its summary. */
   phases: Record<string, number>;
   /** Cache hits and misses from kiln's summary; null when the build ran without --cache. */
@@ -97,6 +104,7 @@ export async function kilnBuild(options: KilnBuildOptions): Promise<KilnBuildRun
     ...(options.extraArgs ?? []),
   ];
   const result = await runTimed(process.execPath, args);
+  const discardSeconds = await discardsFinished(options.workDir);
   // RUN commands' output shares stderr with the records: whatever does not parse is theirs.
   const parsed = result.lines.flatMap((line) => {
     if (line.stream !== 'stderr' || !line.text.startsWith('{')) return [];
@@ -111,10 +119,18 @@ export async function kilnBuild(options: KilnBuildOptions): Promise<KilnBuildRun
   // The epoch ms of the spawn, from the first record's time and the moment its line arrived.
   const first = parsed[0];
   const spawnedAt = first ? first.record.time - first.at * 1000 : Date.now() - result.seconds * 1000;
-  return { seconds: result.seconds, digest, records: parsed, ...phasesOf(records, spawnedAt, result.seconds) };
+  return { seconds: result.seconds, digest, records: parsed, discardSeconds, ...phasesOf(records, spawnedAt, result.seconds) };
 }
 
-function phasesOf(records: LogRecord[], spawnedAt: number, totalSeconds: number): Omit<KilnBuildRun, 'seconds' | 'digest' | 'records'> {
+/** Seconds until no tree kiln discarded under `dir` is left (at most a few minutes). */
+async function discardsFinished(dir: string): Promise<number> {
+  const started = performance.now();
+  const pending = () => readdirSync(dir).some((name) => name.startsWith(DISCARDED_PREFIX));
+  for (let waited = 0; pending() && waited < 300_000; waited += 50) await sleep(50);
+  return (performance.now() - started) / 1000;
+}
+
+function phasesOf(records: LogRecord[], spawnedAt: number, totalSeconds: number): Omit<KilnBuildRun, 'seconds' | 'digest' | 'records' | 'discardSeconds'> {
   const summary = records.find((record) => record.summary)?.summary;
   if (!summary) throw new Error('kiln logged no build summary');
   let pushStart: number | undefined;

@@ -22,7 +22,8 @@ export function kilnReport(run: KilnBuildRun): string[] {
   const stepsTotal = run.steps.reduce((sum, step) => sum + step.seconds, 0);
   return [
     `  kiln ${s(run.seconds)} s: start-up to the first step ${s(run.startSeconds)}, steps ${s(stepsTotal)} ` +
-      `(of which base extract ${s(run.extractSeconds)}), after the steps ${s(run.afterStepsSeconds)}, push ${s(run.pushSeconds)}, exit ${s(run.exitSeconds)}`,
+      `(of which base extract ${s(run.extractSeconds)}), after the steps ${s(run.afterStepsSeconds)}, push ${s(run.pushSeconds)}, exit ${s(run.exitSeconds)}; ` +
+      `then ${s(run.discardSeconds)} of deleting its work directory in the background, waited for before anything else runs`,
     `    kiln's phases: ${Object.entries(run.phases).map(([phase, seconds]) => `${phase} ${s(seconds)}`).join(', ')}`,
     ...table(
       ['step s', 'extract', 'command', 'scan', 'layer', 'instruction'],

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
@@ -27,6 +27,7 @@ import type { CopySources } from './commands/copy.js';
 import { atLine } from './commands/located.js';
 import { EXECUTOR_MARKER, chrootIsolation, noneIsolation } from './isolation/index.js';
 import { wipeRoot } from './isolation/wipe.js';
+import { discardTree } from '../util/discard.js';
 import { stageKeys, stageStartKey, type PlannedKey, type StageStart } from './cache-keys.js';
 import type { BuildOptions, CacheOptions } from './options.js';
 import { writeOutputs } from './outputs.js';
@@ -148,11 +149,10 @@ export async function executeBuild(options: BuildOptions, deps: BuildDependencie
           // A stage's files are kept exactly as long as a later stage may still COPY --from them.
           if (!inPlace) {
             for (const [stage, last] of lastUse) {
-              // The target's root goes after the push: deleting a big tree is slow.
               const root = last === index && stage !== plan.target ? roots.get(stage) : undefined;
               if (!root) continue;
               roots.delete(stage);
-              await rm(await root, { recursive: true, force: true });
+              await discardTree(await root, scratchBase);
             }
           }
           return built;
@@ -191,9 +191,9 @@ export async function executeBuild(options: BuildOptions, deps: BuildDependencie
     return { image, pushed, stages, summary };
   } finally {
     // Cache uploads read layer files from workDir; the stage roots can go meanwhile.
-    const removeRoots = inPlace ? [] : [...roots.values()].map((root) => root.then((dir) => rm(dir, { recursive: true, force: true })).catch(() => undefined));
+    const removeRoots = inPlace ? [] : [...roots.values()].map((root) => root.then((dir) => discardTree(dir, scratchBase)).catch(() => undefined));
     await Promise.all([cache?.settle(), ...removeRoots]);
-    await rm(workDir, { recursive: true, force: true }).catch((err: unknown) => logger.warn(`could not remove ${workDir}: ${describeError(err)}`));
+    await discardTree(workDir, scratchBase).catch((err: unknown) => logger.warn(`could not remove ${workDir}: ${describeError(err)}`));
     if (wipeAfter) await wipeRoot('/', wipeAfter);
   }
 }
