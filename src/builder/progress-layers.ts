@@ -32,6 +32,7 @@ export function countedLayer(layer: Layer, watch: BlobWatcher): Layer {
     ...(layer.urls ? { urls: layer.urls } : {}),
     ...(layer.annotations ? { annotations: layer.annotations } : {}),
     ...(layer.location ? { location: layer.location } : {}),
+    ...(layer.file ? { file: layer.file } : {}),
     compressed,
     async uncompressed() {
       return chain(await compressed(), decompress(layerCompression(layer.mediaType)));

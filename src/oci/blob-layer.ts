@@ -4,7 +4,7 @@ import { KilnError, describeError } from '../util/errors.js';
 import { pourStream, type BlobSink, type BlobTransferOptions } from './blob-sink.js';
 import { decompress } from './compression.js';
 import { VerifyingStream, parseDigest, type Digest } from './digest.js';
-import type { BlobLocation, Layer } from './layer.js';
+import type { BlobLocation, Layer, LocalBlob } from './layer.js';
 import { layerCompression } from './mediatypes.js';
 import { chain } from './streams.js';
 
@@ -19,6 +19,7 @@ export interface LayerMetadata {
   annotations?: Readonly<Record<string, string>>;
   urls?: readonly string[];
   location?: BlobLocation;
+  file?: LocalBlob;
 }
 
 export interface FileLayerOptions extends LayerMetadata {
@@ -59,7 +60,7 @@ export function fileLayer(options: FileLayerOptions): Layer {
     return chain(file, new VerifyingStream(options.digest, options.size, what));
   };
   // The stream is verified already: handing it to a sink needs no second hash.
-  return makeLayer(options, openVerified, async (sink, transfer) => pourStream(await openVerified(), sink, undefined, transfer));
+  return makeLayer({ ...options, file: { path, offset } }, openVerified, async (sink, transfer) => pourStream(await openVerified(), sink, undefined, transfer));
 }
 
 /** A layer whose blob comes from any "open the blob" function (a registry, a cache). */
@@ -87,6 +88,7 @@ function metadataOf(layer: Layer): LayerMetadata {
   if (layer.annotations) metadata.annotations = layer.annotations;
   if (layer.urls) metadata.urls = layer.urls;
   if (layer.location) metadata.location = layer.location;
+  if (layer.file) metadata.file = layer.file;
   return metadata;
 }
 
@@ -105,6 +107,7 @@ function makeLayer(metadata: LayerMetadata, openCompressed: () => Promise<Readab
     ...(metadata.urls ? { urls: Object.freeze([...metadata.urls]) } : {}),
     ...(metadata.annotations ? { annotations: Object.freeze({ ...metadata.annotations }) } : {}),
     ...(metadata.location ? { location: Object.freeze({ ...metadata.location }) } : {}),
+    ...(metadata.file ? { file: Object.freeze({ ...metadata.file }) } : {}),
     compressed: openCompressed,
     async uncompressed() {
       return chain(await openCompressed(), decompress(compression));

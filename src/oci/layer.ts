@@ -10,6 +10,12 @@ export interface BlobLocation {
   repository: string;
 }
 
+/** A blob stored in a local file, from `offset` on. */
+export interface LocalBlob {
+  path: string;
+  offset: number;
+}
+
 /**
  * One layer of an image. Metadata is synchronous; content is only ever streamed.
  * `compressed()` yields the blob exactly as stored (its bytes hash to `digest`),
@@ -24,6 +30,8 @@ export interface Layer {
   readonly urls?: readonly string[];
   readonly annotations?: Readonly<Record<string, string>>;
   readonly location?: BlobLocation;
+  /** Set when the blob is a local file already (an OCI layout, a layer kiln wrote): no download to wait for. */
+  readonly file?: LocalBlob;
   compressed(): Promise<Readable>;
   uncompressed(): Promise<Readable>;
   /**

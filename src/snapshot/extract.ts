@@ -67,7 +67,8 @@ export async function extractLayer(layer: Layer | Readable, options: ExtractOpti
  * Applies every layer of `image` in order. Each layer's blob downloads into a temporary file
  * (the registry's fastest way to disk) and is extracted from there as it arrives; while one
  * layer is extracted the next one is already downloading (one layer ahead, never more), so
- * the pull's network time overlaps the extraction's disk time.
+ * the pull's network time overlaps the extraction's disk time. A blob that is a local file
+ * already is read where it is.
  */
 export async function extractImage(image: Image, options: ExtractOptions): Promise<ExtractStats> {
   const ctx = await createContext(options);
@@ -90,6 +91,8 @@ export async function extractImage(image: Image, options: ExtractOptions): Promi
 }
 
 function startSpool(layer: Layer, spoolDir: string, ctx: ApplyContext): LayerSpool | undefined {
+  // A blob on disk already is read where it is: a copy would only add a write.
+  if (layer.file !== undefined) return undefined;
   const spool = LayerSpool.start(layer, spoolDir);
   if (spool === undefined) ctx.logger.debug({ spoolDir }, 'no temporary file for a layer; it is extracted from its stream, and layers are fetched one after the other');
   return spool;

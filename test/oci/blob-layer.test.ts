@@ -32,6 +32,8 @@ for (const compression of ['gzip', 'zstd', 'none'] as const) {
       assert.ok((await readAll(await layer.uncompressed())).equals(tar));
       // A layer is re-readable: every call opens a fresh stream.
       assert.ok((await readAll(await layer.uncompressed())).equals(tar));
+      // It says where its blob lies, so extraction reads it in place instead of copying it.
+      assert.deepEqual(layer.file, { path, offset: 0 });
     }));
 }
 
