@@ -58,7 +58,7 @@ async function runChrooted(spec: RunSpec, mode: NamespaceMode): Promise<RunResul
   const scratch = await mkdtemp(join(tmpdir(), 'kiln-run-'));
   const placeholders = new Placeholders(rootDir);
   try {
-    const sources = { resolvConf: join(scratch, 'resolv.conf'), hosts: join(scratch, 'hosts') };
+    const sources = { resolvConf: join(scratch, 'resolv.conf'), hosts: join(scratch, 'hosts'), tableDir: scratch };
     await copyHostFile('/etc/resolv.conf', sources.resolvConf);
     await copyHostFile('/etc/hosts', sources.hosts);
     const targets = {

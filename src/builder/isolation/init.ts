@@ -22,7 +22,7 @@
 export type SetupStep =
   | { op: 'run'; argv: string[]; what: string }
   | { op: 'mkdir'; path: string; mode: number; what: string }
-  | { op: 'file'; path: string; what: string }
+  | { op: 'file'; path: string; content?: string; what: string }
   | { op: 'symlink'; target: string; path: string; what: string };
 
 export interface InitPlan {
@@ -81,7 +81,7 @@ for (const step of plan.steps) {
     } else if (step.op === 'mkdir') {
       fs.mkdirSync(step.path, { mode: step.mode });
     } else if (step.op === 'file') {
-      fs.writeFileSync(step.path, '');
+      fs.writeFileSync(step.path, step.content || '');
     } else if (step.op === 'symlink') {
       fs.symlinkSync(step.target, step.path);
     } else {
