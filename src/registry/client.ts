@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { pipeline, type Readable } from 'node:stream';
 import { KilnError, isKilnError } from '../util/errors.js';
-import { HashWorker } from '../util/hash-worker.js';
+import { HashWorker, type OffThreadHash } from '../util/hash-worker.js';
 import { ConcurrencyLimit } from '../util/limit.js';
 import { readLimited } from '../util/read-limited.js';
 import { silentLogger, type Logger } from '../util/log.js';
@@ -13,7 +13,6 @@ import { Authenticator, pullScope, pushScope, type AuthTarget } from './auth.js'
 import type { CredentialStore } from './credentials.js';
 import { resolveEndpoints, type Endpoint, type RegistryOptions } from './endpoints.js';
 import { lendBody } from './bulk-get.js';
-import { SlotHasher, type SlotHash } from './slot-hasher.js';
 import { unexpectedStatus } from './errors.js';
 import { formatReference, type Reference } from './reference.js';
 import {
@@ -106,8 +105,11 @@ export class RegistryClient {
   private readonly userAgent: string;
   /** Verifies large downloads off the main thread, when enabled. */
   private readonly hashWorker: HashWorker | undefined;
-  /** Hashes fetchBlob's slots where they lie, when enabled. */
-  private readonly slotHasher: SlotHasher | undefined;
+  /**
+   * Hashes fetchBlob's slots where they lie, when enabled: a thread apart from getBlob's,
+   * whose default differs (see the hashThread option).
+   */
+  private readonly slotHasher: HashWorker | undefined;
   /** Hosts found to speak plain HTTP although https was tried first. */
   private readonly plainHttpHosts = new Set<string>();
 
@@ -119,7 +121,7 @@ export class RegistryClient {
     this.auth = new Authenticator(this.transport, options.credentials, this.logger, this.userAgent);
     this.limit = new ConcurrencyLimit(concurrency);
     if (options.hashThread ?? availableParallelism() > 2) this.hashWorker = new HashWorker();
-    if (options.hashThread ?? true) this.slotHasher = new SlotHasher();
+    if (options.hashThread ?? true) this.slotHasher = new HashWorker();
   }
 
   async close(): Promise<void> {
@@ -211,7 +213,7 @@ export class RegistryClient {
    * memory is read into again after that, so a large blob allocates nothing as it streams
    * and the garbage collector has nothing to do, which makes this the faster way to a file.
    * A large blob is hashed in place on the hashing thread while the sink writes the same
-   * chunk (see the hashThread option and slot-hasher.ts); a small one, or any without that
+   * chunk (see the hashThread option and hash-worker.ts); a small one, or any without that
    * thread, is hashed on this thread as its bytes arrive. Resolves once the sink has had
    * every byte and size and digest match; rejects with SIZE_MISMATCH, DIGEST_MISMATCH or the
    * network's error otherwise, so, as with `getBlob`, nothing the sink wrote is to be trusted
@@ -436,11 +438,11 @@ async function receiveBody(body: HttpResponse['body'], verifier: DigestVerifier,
  * so its slot is read into again only after the hash has read it. Chunks reach the thread in
  * the order of their positions, because the body hands them to the sink in that order.
  */
-function hashingSink(sink: BlobSink, hash: SlotHash): BlobSink {
+function hashingSink(sink: BlobSink, hash: OffThreadHash): BlobSink {
   return {
     ...(sink.concurrency !== undefined ? { concurrency: sink.concurrency } : {}),
     write(chunk, position) {
-      const hashed = hash.update(chunk);
+      const hashed = hash.updateInPlace(chunk);
       let written: void | Promise<void>;
       try {
         written = sink.write(chunk, position);
