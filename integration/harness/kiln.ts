@@ -18,6 +18,8 @@ export interface KilnRunOptions {
   env?: NodeJS.ProcessEnv;
   /** A file to pipe into kiln's stdin (`--context tar://stdin`); stdin is closed otherwise. */
   stdinFile?: string;
+  /** Sends `signal` to kiln once its stderr so far matches `when` (a user pressing Ctrl-C). */
+  interrupt?: { when: RegExp; signal: NodeJS.Signals };
 }
 
 export function runKiln(args: readonly string[], options: KilnRunOptions = {}): Promise<KilnRun> {
@@ -30,7 +32,15 @@ export function runKiln(args: readonly string[], options: KilnRunOptions = {}): 
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout!.on('data', (c: Buffer) => out.push(c));
-    child.stderr!.on('data', (c: Buffer) => err.push(c));
+    let interrupted = false;
+    child.stderr!.on('data', (c: Buffer) => {
+      err.push(c);
+      const interrupt = options.interrupt;
+      if (interrupt && !interrupted && interrupt.when.test(Buffer.concat(err).toString())) {
+        interrupted = true;
+        child.kill(interrupt.signal);
+      }
+    });
     child.on('error', reject);
     child.on('close', (code) => resolve({ code: code ?? -1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
   });

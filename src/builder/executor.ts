@@ -28,6 +28,7 @@ import { atLine } from './commands/located.js';
 import { EXECUTOR_MARKER, chrootIsolation, noneIsolation } from './isolation/index.js';
 import { wipeRoot } from './isolation/wipe.js';
 import { discardTree } from '../util/discard.js';
+import { onInterrupt } from '../util/interrupt.js';
 import { stageKeys, stageStartKey, type PlannedKey, type StageStart } from './cache-keys.js';
 import type { BuildOptions, CacheOptions } from './options.js';
 import { writeOutputs } from './outputs.js';
@@ -70,6 +71,7 @@ export async function executeBuild(options: BuildOptions, deps: BuildDependencie
   const scratchBase = options.rootDir ?? (inPlace ? options.kanikoDir : tmpdir());
   await mkdir(scratchBase, { recursive: true });
   const workDir = await mkdtemp(join(scratchBase, 'kiln-build-'));
+  const forgetInterrupt = onInterrupt(() => discardTree(workDir, scratchBase));
   if (options.cache && options.singleSnapshot) logger.warn('--cache is off with --single-snapshot: a stage\'s one layer has no per-step key.');
   const cache = options.cache && !options.singleSnapshot
     ? openLayerCache(options.cache.repo, { client, ttlMs: options.cache.ttlMs, push: options.cache.push, logger })
@@ -194,6 +196,7 @@ export async function executeBuild(options: BuildOptions, deps: BuildDependencie
     const removeRoots = inPlace ? [] : [...roots.values()].map((root) => root.then((dir) => discardTree(dir, scratchBase)).catch(() => undefined));
     await Promise.all([cache?.settle(), ...removeRoots]);
     await discardTree(workDir, scratchBase).catch((err: unknown) => logger.warn(`could not remove ${workDir}: ${describeError(err)}`));
+    forgetInterrupt();
     if (wipeAfter) await wipeRoot('/', wipeAfter);
   }
 }
