@@ -1,8 +1,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { busyboxLayout, pullToLayout, pushLayout, runImage, runKiln, skopeoInspect, writeContext, startRegistry, type KilnRun, type RunningRegistry } from './harness/index.js';
 
 const work = mkdtempSync(join(tmpdir(), 'kiln-build-test-'));
@@ -117,3 +119,39 @@ test('a FROM image that does not exist is one sentence and nothing is pushed', a
   assert.match(errors[0]!, /no\/such/);
   await assert.rejects(skopeoInspect(registry, 'app/missing:1'));
 });
+
+/** Polls `check` until it holds or `ms` pass; returns whether it held. */
+async function eventually(check: () => boolean, ms = 20_000): Promise<boolean> {
+  for (let waited = 0; waited < ms; waited += 100) {
+    if (check()) return true;
+    await sleep(100);
+  }
+  return check();
+}
+
+// A build stopped by a signal (Ctrl-C, a cancelled CI job, a pod being stopped) ends with one
+// line and the exit status a shell reports, pushes nothing, and leaves nothing behind: no
+// work directory and no process of the RUN it interrupted.
+// SIGINT comes while the RUN runs (its output, computed by the shell, has appeared); SIGTERM
+// as soon as the step starts, while the base image is still being pulled and extracted.
+for (const [signal, status, moment] of [['SIGINT', 130, 'run'], ['SIGTERM', 143, 'extract']] as const) {
+  test(`${signal} during the ${moment === 'run' ? 'RUN' : 'extraction'}: exit ${status}, one line, nothing pushed, no work directory or process left`, async () => {
+    const marker = `kiln-interrupt-${signal}-${process.pid}`;
+    const dir = context(`interrupt-${signal}`, { Dockerfile: `FROM ${base}\nRUN echo "started-$((6*7))-${marker}" && sleep 600\nRUN echo never\n` });
+    const rootDir = join(work, `root-${signal}`);
+    const repo = `app/interrupt-${signal.toLowerCase()}`;
+    const when = moment === 'run' ? new RegExp(`started-42-${marker}`) : /STEP 1\//;
+    const run = await runKiln(['build', '--context', dir, '--destination', `${registry.host}/${repo}:1`, '--root-dir', rootDir], { interrupt: { when, signal } });
+    assert.equal(run.code, status, run.stderr);
+    const errors = run.stderr.split('\n').filter((line) => line.startsWith('kiln: error:'));
+    assert.deepEqual(errors, [`kiln: error: stopped by ${signal}; the build did not finish.`]);
+    assert.doesNotMatch(run.stderr, /\n\s+at /, 'no stack trace');
+    assert.equal(run.stdout, '', 'no digest is printed');
+
+    const manifest = await fetch(`http://${registry.host}/v2/${repo}/manifests/1`, { method: 'HEAD' });
+    assert.equal(manifest.status, 404, 'nothing is pushed');
+    assert.ok(await eventually(() => readdirSync(rootDir).length === 0), `kiln's work directory is removed: ${readdirSync(rootDir).join(', ')}`);
+    const running = () => spawnSync('pgrep', ['-f', marker], { encoding: 'utf8' }).stdout.trim();
+    assert.ok(await eventually(() => running() === ''), `the RUN's processes are gone: ${running()}`);
+  });
+}

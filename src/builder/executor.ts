@@ -154,7 +154,7 @@ export async function executeBuild(options: BuildOptions, deps: BuildDependencie
               const root = last === index && stage !== plan.target ? roots.get(stage) : undefined;
               if (!root) continue;
               roots.delete(stage);
-              await discardTree(await root, scratchBase);
+              discardTree(await root, scratchBase);
             }
           }
           return built;
@@ -195,7 +195,11 @@ export async function executeBuild(options: BuildOptions, deps: BuildDependencie
     // Cache uploads read layer files from workDir; the stage roots can go meanwhile.
     const removeRoots = inPlace ? [] : [...roots.values()].map((root) => root.then((dir) => discardTree(dir, scratchBase)).catch(() => undefined));
     await Promise.all([cache?.settle(), ...removeRoots]);
-    await discardTree(workDir, scratchBase).catch((err: unknown) => logger.warn(`could not remove ${workDir}: ${describeError(err)}`));
+    try {
+      discardTree(workDir, scratchBase);
+    } catch (err) {
+      logger.warn(`could not remove ${workDir}: ${describeError(err)}`);
+    }
     forgetInterrupt();
     if (wipeAfter) await wipeRoot('/', wipeAfter);
   }

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { rename, rm } from 'node:fs/promises';
+import { renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** The names discarded trees wait under until their deleter is done. */
@@ -15,27 +15,21 @@ const DELETER = "require('node:fs').rmSync(process.argv[1], { recursive: true, f
  * filesystem of 100,000 files takes seconds on many filesystems, and nothing after a build
  * needs them gone: the tree is renamed into `holdingDir` (on the same filesystem, outside
  * any directory kiln removes itself) and deleted there by a process of its own, which
- * finishes after kiln has exited. When that cannot start, kiln deletes the tree itself.
+ * finishes after kiln has exited. When the rename fails, kiln deletes the tree itself.
+ *
+ * Synchronous, so that a process about to exit on a signal runs nothing between the rename
+ * and its exit: an unfinished step could otherwise create the directory again.
  */
-export async function discardTree(dir: string, holdingDir: string): Promise<void> {
+export function discardTree(dir: string, holdingDir: string): void {
   const discarded = join(holdingDir, DISCARDED_PREFIX + randomBytes(6).toString('hex'));
   try {
-    await rename(dir, discarded);
+    renameSync(dir, discarded);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    await rm(dir, { recursive: true, force: true });
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') rmSync(dir, { recursive: true, force: true });
     return;
   }
-  if (!(await startDeleter(discarded))) await rm(discarded, { recursive: true, force: true });
-}
-
-function startDeleter(dir: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const deleter = spawn(process.execPath, ['-e', DELETER, dir], { detached: true, stdio: 'ignore' });
-    deleter.once('spawn', () => {
-      deleter.unref();
-      resolve(true);
-    });
-    deleter.once('error', () => resolve(false));
-  });
+  const deleter = spawn(process.execPath, ['-e', DELETER, discarded], { detached: true, stdio: 'ignore' });
+  // Node itself failing to start is all but impossible; kiln then deletes the tree after all.
+  deleter.once('error', () => rmSync(discarded, { recursive: true, force: true }));
+  deleter.unref();
 }
