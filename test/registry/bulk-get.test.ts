@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { bulkGet } from '../../src/registry/bulk-get.js';
-import { startFakeServer } from './fake-server.js';
+import { startFakeServer, startBlobServer } from './fake-server.js';
 
 const collect = () => {
   const chunks: Buffer[] = [];
@@ -121,11 +121,7 @@ test('an error answer can be read as text or dumped', async (t) => {
 
 test('a slow reader pauses the socket and still gets every byte', async (t) => {
   const blob = randomBytes(24 * 1024 * 1024);
-  const server = await startFakeServer((_req, res) => {
-    res.writeHead(200, { 'content-length': String(blob.length) });
-    res.end(blob);
-  });
-  t.after(() => server.close());
+  const server = await startBlobServer(t, blob);
   const response = await get(`${server.url}/blob`);
   const chunks: Buffer[] = [];
   const slow = new Writable({

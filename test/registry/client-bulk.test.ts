@@ -11,7 +11,7 @@ import { parseRegistryOptions } from '../../src/registry/endpoints.js';
 import { parseReference } from '../../src/registry/reference.js';
 import { sha256 } from '../../src/oci/digest.js';
 import { isKilnError } from '../../src/util/errors.js';
-import { json, startFakeServer } from './fake-server.js';
+import { startFakeServer, startRedirectingRegistry } from './fake-server.js';
 
 // Blobs of 1 MiB and more take the bulk download path (large socket reads, hashing on a
 // worker thread); these tests hold it to the same contract as the small-blob path.
@@ -51,17 +51,7 @@ for (const hashThread of [false, true]) {
 
 test('a large blob behind a challenge and a redirect: credentials stay home, bytes arrive whole', async (t) => {
   const blob = Buffer.alloc(5 * 1024 * 1024, 'r');
-  const storage = await startFakeServer((_req, res) => {
-    res.writeHead(200, { 'content-length': String(blob.length) });
-    res.end(blob);
-  });
-  t.after(() => storage.close());
-  const server = await startFakeServer((req, res) => {
-    if (!req.authorization) return json(res, 401, {}, { 'www-authenticate': 'Basic realm="r"' });
-    res.writeHead(307, { location: `${storage.url}/signed/blob?sig=abc` });
-    res.end();
-  });
-  t.after(() => server.close());
+  const { registry: server, storage } = await startRedirectingRegistry(t, blob);
   const client = clientFor(server.host);
   t.after(() => client.close());
   let received = 0;

@@ -48,3 +48,28 @@ export function json(res: ServerResponse, status: number, body: unknown, headers
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': String(data.length), ...headers });
   res.end(data);
 }
+
+/**
+ * A registry that asks for Basic credentials, then redirects every blob GET to a storage
+ * server answering `blob` (as registries backed by object storage do). Both stop with the test.
+ */
+export async function startRedirectingRegistry(t: { after(fn: () => Promise<void>): void }, blob: Buffer) {
+  const storage = await startBlobServer(t, blob);
+  const registry = await startFakeServer((req, res) => {
+    if (!req.authorization) return json(res, 401, {}, { 'www-authenticate': 'Basic realm="r"' });
+    res.writeHead(307, { location: `${storage.url}/signed/blob?sig=abc` });
+    res.end();
+  });
+  t.after(() => registry.close());
+  return { registry, storage };
+}
+
+/** A server answering every request with `blob`; it stops with the test. */
+export async function startBlobServer(t: { after(fn: () => Promise<void>): void }, blob: Buffer) {
+  const server = await startFakeServer((_req, res) => {
+    res.writeHead(200, { 'content-length': String(blob.length) });
+    res.end(blob);
+  });
+  t.after(() => server.close());
+  return server;
+}

@@ -15,7 +15,7 @@ import { writeBlobFile } from '../../src/oci/blob-file.js';
 import { DigestVerifier, sha256 } from '../../src/oci/digest.js';
 import { MediaType } from '../../src/oci/mediatypes.js';
 import { isKilnError } from '../../src/util/errors.js';
-import { json, startFakeServer } from './fake-server.js';
+import { json, startFakeServer, startRedirectingRegistry } from './fake-server.js';
 
 // RegistryClient.fetchBlob: a blob handed to a sink in lent memory, verified as it comes.
 
@@ -105,17 +105,7 @@ test('a blob shorter than its descriptor says is refused at its end', async (t) 
 
 test('a blob behind a challenge and a redirect: credentials stay home, bytes arrive whole', async (t) => {
   const blob = randomBytes(5 * 1024 * 1024);
-  const storage = await startFakeServer((_req, res) => {
-    res.writeHead(200, { 'content-length': String(blob.length) });
-    res.end(blob);
-  });
-  t.after(() => storage.close());
-  const server = await startFakeServer((req, res) => {
-    if (!req.authorization) return json(res, 401, {}, { 'www-authenticate': 'Basic realm="r"' });
-    res.writeHead(307, { location: `${storage.url}/signed/blob?sig=abc` });
-    res.end();
-  });
-  t.after(() => server.close());
+  const { registry: server, storage } = await startRedirectingRegistry(t, blob);
   const client = clientFor(t, server.host);
   const copy = copyingSink();
   await client.fetchBlob(parseReference(`${server.host}/app`), { digest: sha256(blob), size: blob.length }, copy.sink);

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { bulkGet, lendBody } from '../../src/registry/bulk-get.js';
-import { startFakeServer } from './fake-server.js';
+import { startFakeServer, startBlobServer } from './fake-server.js';
 
 // A lent body (bulk-get.ts, body-outlet.ts) reads into a ring of reused slots and hands each
 // chunk to a sink that must be done with it before its memory is read into again.
@@ -69,11 +69,7 @@ const inspectNothing = () => undefined;
 
 test('a large body is lent whole, in order, through a few slots read into again and again', async (t) => {
   const blob = randomBytes(40 * 1024 * 1024 + 3);
-  const server = await startFakeServer((_req, res) => {
-    res.writeHead(200, { 'content-length': String(blob.length) });
-    res.end(blob);
-  });
-  t.after(() => server.close());
+  const server = await startBlobServer(t, blob);
   const response = await get(`${server.url}/blob`);
   const recorder = recordingSink(blob.length, { delayMs: 1 });
   let inspected = 0;
@@ -91,11 +87,7 @@ test('a large body is lent whole, in order, through a few slots read into again 
 
 test('a sink that takes several chunks at once gets each byte once, and never more calls than it allows', async (t) => {
   const blob = randomBytes(30 * 1024 * 1024);
-  const server = await startFakeServer((_req, res) => {
-    res.writeHead(200, { 'content-length': String(blob.length) });
-    res.end(blob);
-  });
-  t.after(() => server.close());
+  const server = await startBlobServer(t, blob);
   const response = await get(`${server.url}/blob`);
   const recorder = recordingSink(blob.length, { concurrency: 3, delayMs: 5 });
   await lendBody(response.body, { inspect: inspectNothing, sink: recorder.sink });
@@ -107,11 +99,7 @@ test('a sink that takes several chunks at once gets each byte once, and never mo
 
 test('inspect sees the bytes in order, each before the sink gets it', async (t) => {
   const blob = randomBytes(9 * 1024 * 1024);
-  const server = await startFakeServer((_req, res) => {
-    res.writeHead(200, { 'content-length': String(blob.length) });
-    res.end(blob);
-  });
-  t.after(() => server.close());
+  const server = await startBlobServer(t, blob);
   const response = await get(`${server.url}/blob`);
   const seen: Buffer[] = [];
   let inspected = 0;
@@ -151,11 +139,7 @@ test('a chunked body is lent without its framing', async (t) => {
 
 test('bytes that arrived before the body was lent are lent first', async (t) => {
   const blob = randomBytes(300_000);
-  const server = await startFakeServer((_req, res) => {
-    res.writeHead(200, { 'content-length': String(blob.length) });
-    res.end(blob);
-  });
-  t.after(() => server.close());
+  const server = await startBlobServer(t, blob);
   const response = await get(`${server.url}/blob`);
   await sleep(100);
   const recorder = recordingSink(blob.length);
@@ -220,11 +204,7 @@ test('a failing sink fails the lend with its error and closes the connection', a
 
 test('an inspector that throws fails the lend with its error', async (t) => {
   const blob = randomBytes(5 * 1024 * 1024);
-  const server = await startFakeServer((_req, res) => {
-    res.writeHead(200, { 'content-length': String(blob.length) });
-    res.end(blob);
-  });
-  t.after(() => server.close());
+  const server = await startBlobServer(t, blob);
   const response = await get(`${server.url}/blob`);
   const refused = new Error('too large');
   await assert.rejects(lendBody(response.body, { inspect: () => { throw refused; }, sink: { write: () => undefined } })!, (err) => err === refused);
