@@ -1,47 +1,26 @@
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { KILN as kiln, busyboxLayout, pushLayout, startRegistry, type RunningRegistry } from './harness/index.js';
+import { KILN as kiln, runKiln, useBusyboxRegistry, type KilnRun } from './harness/index.js';
 
-const work = mkdtempSync(join(tmpdir(), 'kiln-progress-test-'));
-let registry: RunningRegistry;
-let base: string;
-
-before(async () => {
-  registry = await startRegistry('plain');
-  const layout = await busyboxLayout();
-  await pushLayout(layout.dir, layout.tag, registry, 'base/busybox:1');
-  base = `${registry.host}/base/busybox:1`;
-});
-after(async () => {
-  await registry?.stop();
-  rmSync(work, { recursive: true, force: true });
-});
+const fx = useBusyboxRegistry('kiln-progress-test-');
+const { work } = fx;
 
 const DOCKERFILE = ['FROM BASE', 'COPY hello.txt /hello.txt', 'RUN echo built > /built.txt && cat /hello.txt', 'ENV GREETING=hi', ''].join('\n');
 
 function context(name: string): string {
   const dir = join(work, name);
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'Dockerfile'), DOCKERFILE.replace('BASE', base));
+  writeFileSync(join(dir, 'Dockerfile'), DOCKERFILE.replace('BASE', fx.base));
   writeFileSync(join(dir, 'hello.txt'), 'hello from the context\n');
   return dir;
 }
 
 /** `kiln build` with stdout and stderr piped, as in a CI job. */
-function kilnBuild(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [kiln, 'build', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DOCKER_CONFIG: join(work, 'no-docker-config') } });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
-  });
+function kilnBuild(args: string[]): Promise<KilnRun> {
+  return runKiln(['build', ...args], { env: { DOCKER_CONFIG: join(work, 'no-docker-config') } });
 }
 
 interface SummaryRecord {
@@ -57,7 +36,7 @@ interface SummaryRecord {
 
 test('with --log-format json, the build ends with one summary record and progress comes as records', async () => {
   const dir = context('json');
-  const result = await kilnBuild(['--log-format=json', '--context', dir, '--destination', `${registry.host}/app/progress-json:1`]);
+  const result = await kilnBuild(['--log-format=json', '--context', dir, '--destination', `${fx.registry.host}/app/progress-json:1`]);
   assert.equal(result.code, 0, result.stderr);
   assert.match(result.stdout, /^sha256:[0-9a-f]{64}\n$/, 'stdout is the digest line and nothing else');
   const digest = result.stdout.trim();
@@ -95,7 +74,7 @@ test('with --log-format json, the build ends with one summary record and progres
 
 test('in text, the build ends with a summary: a line per step, the totals, the digest', async () => {
   const dir = context('text');
-  const result = await kilnBuild(['--log-format=text', '--context', dir, '--destination', `${registry.host}/app/progress-text:1`]);
+  const result = await kilnBuild(['--log-format=text', '--context', dir, '--destination', `${fx.registry.host}/app/progress-text:1`]);
   assert.equal(result.code, 0, result.stderr);
   const digest = result.stdout.trim();
   assert.match(result.stdout, /^sha256:[0-9a-f]{64}\n$/);
@@ -114,13 +93,13 @@ test('in text, the build ends with a summary: a line per step, the totals, the d
   assert.ok(lines.includes('INFO  snapshotting stage 0 step 2'), result.stderr);
   assert.ok(lines.some((line) => /^INFO {2}snapshotting stage 0 step 2: done in \d+\.\d\d s$/.test(line)), result.stderr);
   assert.ok(lines.some((line) => /^INFO {2}stage 0: extracted 1 layer \(\d+\.\d (KiB|MiB) pulled\) in \d+\.\d\d s$/.test(line)), result.stderr);
-  assert.ok(lines.some((line) => line.startsWith(`INFO  pushing ${registry.host}/app/progress-text:1: 0/`)), result.stderr);
+  assert.ok(lines.some((line) => line.startsWith(`INFO  pushing ${fx.registry.host}/app/progress-text:1: 0/`)), result.stderr);
   assert.ok(lines.includes('hello from the context'), 'the RUN output is there, on a line of its own');
 });
 
 test('on a terminal, progress is one status line that log lines scroll past and that is gone at the end', async () => {
   const dir = context('tty');
-  const command = [process.execPath, kiln, 'build', '--context', dir, '--destination', `${registry.host}/app/progress-tty:1`].map((word) => `'${word}'`).join(' ');
+  const command = [process.execPath, kiln, 'build', '--context', dir, '--destination', `${fx.registry.host}/app/progress-tty:1`].map((word) => `'${word}'`).join(' ');
   // `script` gives kiln a terminal as its stdout and stderr, as an interactive shell would.
   const result = spawnSync('script', ['-qec', command, '/dev/null'], { encoding: 'utf8', env: { ...process.env, DOCKER_CONFIG: join(work, 'no-docker-config') } });
   assert.equal(result.status, 0, result.stdout + result.stderr);

@@ -1,26 +1,13 @@
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { busyboxLayout, pullToLayout, pushLayout, runImage, runKiln, skopeoInspect, writeContext, startRegistry, type KilnRun, type RunningRegistry } from './harness/index.js';
+import { pullToLayout, runImage, runKiln, skopeoInspect, writeContext, type KilnRun, useBusyboxRegistry } from './harness/index.js';
 
-const work = mkdtempSync(join(tmpdir(), 'kiln-build-test-'));
-let registry: RunningRegistry;
-let base: string;
-
-before(async () => {
-  registry = await startRegistry('plain');
-  const layout = await busyboxLayout();
-  await pushLayout(layout.dir, layout.tag, registry, 'base/busybox:1');
-  base = `${registry.host}/base/busybox:1`;
-});
-after(async () => {
-  await registry?.stop();
-  rmSync(work, { recursive: true, force: true });
-});
+const fx = useBusyboxRegistry('kiln-build-test-');
+const { work } = fx;
 
 /** A build context directory with these files (Dockerfile included). */
 function context(name: string, files: Record<string, string>): string {
@@ -33,14 +20,14 @@ function kilnBuild(args: string[]): Promise<KilnRun> {
 
 async function pulled(repoTag: string): Promise<string> {
   const dir = join(work, `pulled-${repoTag.replace(/[/:]/g, '-')}`);
-  await pullToLayout(registry, repoTag, dir, 'image');
+  await pullToLayout(fx.registry, repoTag, dir, 'image');
   return dir;
 }
 
 test('a single-stage build with RUN, COPY and metadata is pushed, inspected and run', async () => {
   const dir = context('single', {
     Dockerfile: [
-      `FROM ${base}`,
+      `FROM ${fx.base}`,
       'ARG GREETING=hello',
       'ENV APP_HOME=/app',
       'WORKDIR $APP_HOME',
@@ -55,12 +42,12 @@ test('a single-stage build with RUN, COPY and metadata is pushed, inspected and 
     ].join('\n'),
     'greet.txt': 'greetings from the context\n',
   });
-  const result = await kilnBuild(['--context', dir, '--destination', `${registry.host}/app/single:1`]);
+  const result = await kilnBuild(['--context', dir, '--destination', `${fx.registry.host}/app/single:1`]);
   assert.equal(result.code, 0, result.stderr);
   const digest = result.stdout.trim();
-  const inspected = await skopeoInspect(registry, 'app/single:1');
+  const inspected = await skopeoInspect(fx.registry, 'app/single:1');
   assert.equal(inspected.Digest, digest);
-  const config = await skopeoInspect(registry, 'app/single:1', { config: true });
+  const config = await skopeoInspect(fx.registry, 'app/single:1', { config: true });
   assert.ok(config.config.Env.includes('APP_HOME=/app'));
   assert.ok(!config.config.Env.some((e: string) => e.startsWith('GREETING=')), 'build args are not persisted');
   assert.equal(config.config.WorkingDir, '/app');
@@ -77,15 +64,15 @@ test('a single-stage build with RUN, COPY and metadata is pushed, inspected and 
 test('multi-stage: COPY --from an earlier stage, only the final stage is in the image', async () => {
   const dir = context('multi', {
     Dockerfile: [
-      `FROM ${base} AS builder`,
+      `FROM ${fx.base} AS builder`,
       'RUN mkdir /out && echo built > /out/artifact && echo junk > /junk',
-      `FROM ${base}`,
+      `FROM ${fx.base}`,
       'COPY --from=builder /out/artifact /artifact',
       'CMD ["cat", "/artifact"]',
       '',
     ].join('\n'),
   });
-  const result = await kilnBuild(['--context', dir, '--destination', `${registry.host}/app/multi:1`]);
+  const result = await kilnBuild(['--context', dir, '--destination', `${fx.registry.host}/app/multi:1`]);
   assert.equal(result.code, 0, result.stderr);
   const layout = await pulled('app/multi:1');
   assert.equal((await runImage(layout, 'image')).stdout, 'built\n');
@@ -93,16 +80,16 @@ test('multi-stage: COPY --from an earlier stage, only the final stage is in the 
 });
 
 test('a failing RUN names the line and exit code, and nothing is pushed', async () => {
-  const dir = context('failing', { Dockerfile: `FROM ${base}\nRUN echo ok\nRUN exit 3\n` });
-  const result = await kilnBuild(['--context', dir, '--destination', `${registry.host}/app/failing:1`]);
+  const dir = context('failing', { Dockerfile: `FROM ${fx.base}\nRUN echo ok\nRUN exit 3\n` });
+  const result = await kilnBuild(['--context', dir, '--destination', `${fx.registry.host}/app/failing:1`]);
   assert.equal(result.code, 1);
   assert.match(result.stderr, /kiln: error: Dockerfile:3: RUN exited with code 3/);
-  await assert.rejects(skopeoInspect(registry, 'app/failing:1'));
+  await assert.rejects(skopeoInspect(fx.registry, 'app/failing:1'));
 });
 
 test('an unknown instruction is one sentence with file and line', async () => {
-  const dir = context('unknown', { Dockerfile: `FROM ${base}\nFROBNICATE now\n` });
-  const result = await kilnBuild(['--context', dir, '--destination', `${registry.host}/app/unknown:1`]);
+  const dir = context('unknown', { Dockerfile: `FROM ${fx.base}\nFROBNICATE now\n` });
+  const result = await kilnBuild(['--context', dir, '--destination', `${fx.registry.host}/app/unknown:1`]);
   assert.notEqual(result.code, 0);
   const errors = result.stderr.split('\n').filter((l) => l.startsWith('kiln: error:'));
   assert.equal(errors.length, 1, result.stderr);
@@ -111,13 +98,13 @@ test('an unknown instruction is one sentence with file and line', async () => {
 });
 
 test('a FROM image that does not exist is one sentence and nothing is pushed', async () => {
-  const dir = context('missing-base', { Dockerfile: `FROM ${registry.host}/no/such:image\nRUN true\n` });
-  const result = await kilnBuild(['--context', dir, '--destination', `${registry.host}/app/missing:1`]);
+  const dir = context('missing-base', { Dockerfile: `FROM ${fx.registry.host}/no/such:image\nRUN true\n` });
+  const result = await kilnBuild(['--context', dir, '--destination', `${fx.registry.host}/app/missing:1`]);
   assert.equal(result.code, 1);
   const errors = result.stderr.split('\n').filter((l) => l.startsWith('kiln: error:'));
   assert.equal(errors.length, 1, result.stderr);
   assert.match(errors[0]!, /no\/such/);
-  await assert.rejects(skopeoInspect(registry, 'app/missing:1'));
+  await assert.rejects(skopeoInspect(fx.registry, 'app/missing:1'));
 });
 
 /** Polls `check` until it holds or `ms` pass; returns whether it held. */
@@ -137,18 +124,18 @@ async function eventually(check: () => boolean, ms = 20_000): Promise<boolean> {
 for (const [signal, status, moment] of [['SIGINT', 130, 'run'], ['SIGTERM', 143, 'extract']] as const) {
   test(`${signal} during the ${moment === 'run' ? 'RUN' : 'extraction'}: exit ${status}, one line, nothing pushed, no work directory or process left`, async () => {
     const marker = `kiln-interrupt-${signal}-${process.pid}`;
-    const dir = context(`interrupt-${signal}`, { Dockerfile: `FROM ${base}\nRUN echo "started-$((6*7))-${marker}" && sleep 600\nRUN echo never\n` });
+    const dir = context(`interrupt-${signal}`, { Dockerfile: `FROM ${fx.base}\nRUN echo "started-$((6*7))-${marker}" && sleep 600\nRUN echo never\n` });
     const rootDir = join(work, `root-${signal}`);
     const repo = `app/interrupt-${signal.toLowerCase()}`;
     const when = moment === 'run' ? new RegExp(`started-42-${marker}`) : /STEP 1\//;
-    const run = await runKiln(['build', '--context', dir, '--destination', `${registry.host}/${repo}:1`, '--root-dir', rootDir], { interrupt: { when, signal } });
+    const run = await runKiln(['build', '--context', dir, '--destination', `${fx.registry.host}/${repo}:1`, '--root-dir', rootDir], { interrupt: { when, signal } });
     assert.equal(run.code, status, run.stderr);
     const errors = run.stderr.split('\n').filter((line) => line.startsWith('kiln: error:'));
     assert.deepEqual(errors, [`kiln: error: stopped by ${signal}; the build did not finish.`]);
     assert.doesNotMatch(run.stderr, /\n\s+at /, 'no stack trace');
     assert.equal(run.stdout, '', 'no digest is printed');
 
-    const manifest = await fetch(`http://${registry.host}/v2/${repo}/manifests/1`, { method: 'HEAD' });
+    const manifest = await fetch(`http://${fx.registry.host}/v2/${repo}/manifests/1`, { method: 'HEAD' });
     assert.equal(manifest.status, 404, 'nothing is pushed');
     assert.ok(await eventually(() => readdirSync(rootDir).length === 0), `kiln's work directory is removed: ${readdirSync(rootDir).join(', ')}`);
     const running = () => spawnSync('pgrep', ['-f', marker], { encoding: 'utf8' }).stdout.trim();

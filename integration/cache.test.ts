@@ -1,28 +1,15 @@
 // The shared layer cache end to end: builds on "separate nodes" (separate root dirs, fresh
 // processes, nothing local shared) meet only through the cache repository in the registry.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { busyboxLayout, pullToLayout, pushLayout, runImage, runKiln, skopeoInspect, writeContext, startRegistry, type KilnRun, type RunningRegistry } from './harness/index.js';
+import { busyboxLayout, pullToLayout, pushLayout, runImage, runKiln, skopeoInspect, writeContext, startRegistry, type KilnRun, useBusyboxRegistry } from './harness/index.js';
 import type { LoggedRequest } from './harness/access-log.js';
 
-const work = mkdtempSync(join(tmpdir(), 'kiln-cache-test-'));
-let registry: RunningRegistry;
-let base: string;
+const fx = useBusyboxRegistry('kiln-cache-test-');
+const { work } = fx;
 let node = 0;
-
-before(async () => {
-  registry = await startRegistry('plain');
-  const layout = await busyboxLayout();
-  await pushLayout(layout.dir, layout.tag, registry, 'base/busybox:1');
-  base = `${registry.host}/base/busybox:1`;
-});
-after(async () => {
-  await registry?.stop();
-  rmSync(work, { recursive: true, force: true });
-});
 
 /** Writes (or rewrites) the files of a build context. */
 function context(name: string, files: Record<string, string>): string {
@@ -54,9 +41,9 @@ function hits(built: Built): string[] {
 }
 
 async function requestsDuring<T>(fn: () => Promise<T>): Promise<{ result: T; requests: LoggedRequest[] }> {
-  const before = (await registry.settledRequests()).length;
+  const before = (await fx.registry.settledRequests()).length;
   const result = await fn();
-  return { result, requests: (await registry.settledRequests()).slice(before) };
+  return { result, requests: (await fx.registry.settledRequests()).slice(before) };
 }
 
 const DOCKERFILE = (from: string) =>
@@ -74,37 +61,37 @@ const DOCKERFILE = (from: string) =>
   ].join('\n');
 
 test('a second node hits every step, downloads no layer blob, and gets the same digest', async () => {
-  const dir = context('same', { Dockerfile: DOCKERFILE(base), 'a.txt': 'a\n' });
+  const dir = context('same', { Dockerfile: DOCKERFILE(fx.base), 'a.txt': 'a\n' });
   const args = ['--context', dir, '--cache', '--cache-copy-layers', '--reproducible', '--build-arg', 'COMMIT_SHA=111'];
-  const cold = await kilnBuild([...args, '--destination', `${registry.host}/app/same:1`]);
+  const cold = await kilnBuild([...args, '--destination', `${fx.registry.host}/app/same:1`]);
   assert.equal(cold.code, 0, cold.stderr);
   assert.equal(misses(cold).length, 5, cold.stderr);
   assert.match(cold.stderr, /cache miss Dockerfile:4 [^\n]*: no earlier build of this step is cached/);
 
   // Another node, another commit SHA that no instruction refers to.
   const { result: warm, requests } = await requestsDuring(() =>
-    kilnBuild([...args.slice(0, -1), 'COMMIT_SHA=222', '--destination', `${registry.host}/app/same:2`]),
+    kilnBuild([...args.slice(0, -1), 'COMMIT_SHA=222', '--destination', `${fx.registry.host}/app/same:2`]),
   );
   assert.equal(warm.code, 0, warm.stderr);
   assert.deepEqual(misses(warm), []);
   assert.deepEqual(hits(warm), ['Dockerfile:4', 'Dockerfile:5', 'Dockerfile:6', 'Dockerfile:7', 'Dockerfile:8']);
   assert.equal(warm.digest, cold.digest);
   assert.doesNotMatch(warm.stderr, /extracted/);
-  const manifest = await skopeoInspect(registry, 'app/same:2', { raw: true });
+  const manifest = await skopeoInspect(fx.registry, 'app/same:2', { raw: true });
   const layerDigests = new Set<string>(manifest.layers.map((l: { digest: string }) => l.digest));
   const layerGets = requests.filter((r) => r.method === 'GET' && r.path.includes('/blobs/') && layerDigests.has(r.path.slice(r.path.lastIndexOf('/') + 1)));
   assert.deepEqual(layerGets, [], 'no layer blob is downloaded');
   assert.ok(!requests.some((r) => r.method === 'PATCH' || (r.method === 'PUT' && r.path.includes('/blobs/uploads/'))), 'no blob is uploaded');
 
   const layout = join(work, 'same-pulled');
-  await pullToLayout(registry, 'app/same:2', layout, 'image');
+  await pullToLayout(fx.registry, 'app/same:2', layout, 'image');
   const run = await runImage(layout, 'image');
   assert.equal(run.stdout, 'a\nversion 1\ndone\n');
 });
 
 test('a changed COPY source misses from that COPY on, and the miss names the source', async () => {
-  const dir = context('copy-change', { Dockerfile: DOCKERFILE(base), 'a.txt': 'a\n' });
-  const args = ['--context', dir, '--cache', '--cache-copy-layers', '--destination', `${registry.host}/app/copy-change:1`];
+  const dir = context('copy-change', { Dockerfile: DOCKERFILE(fx.base), 'a.txt': 'a\n' });
+  const args = ['--context', dir, '--cache', '--cache-copy-layers', '--destination', `${fx.registry.host}/app/copy-change:1`];
   assert.equal((await kilnBuild(args)).code, 0);
   context('copy-change', { 'a.txt': 'changed\n' });
   const rebuilt = await kilnBuild(args);
@@ -117,9 +104,9 @@ test('a changed COPY source misses from that COPY on, and the miss names the sou
 });
 
 test('a changed build arg misses only from the step that refers to it', async () => {
-  const dockerfile = [`FROM ${base}`, 'ARG A=1', 'ARG B=1', 'RUN echo "$A" > /a', 'RUN echo "$B" > /b', ''].join('\n');
+  const dockerfile = [`FROM ${fx.base}`, 'ARG A=1', 'ARG B=1', 'RUN echo "$A" > /a', 'RUN echo "$B" > /b', ''].join('\n');
   const dir = context('arg-change', { Dockerfile: dockerfile });
-  const args = ['--context', dir, '--cache', '--destination', `${registry.host}/app/arg-change:1`];
+  const args = ['--context', dir, '--cache', '--destination', `${fx.registry.host}/app/arg-change:1`];
   assert.equal((await kilnBuild([...args, '--build-arg', 'B=1'])).code, 0);
   const rebuilt = await kilnBuild([...args, '--build-arg', 'B=2']);
   assert.equal(rebuilt.code, 0, rebuilt.stderr);
@@ -135,8 +122,8 @@ test('a changed build arg misses only from the step that refers to it', async ()
 });
 
 test('an entry older than --cache-ttl is a miss that says so', async () => {
-  const dir = context('ttl', { Dockerfile: `FROM ${base}\nRUN echo ttl > /ttl\n` });
-  const args = ['--context', dir, '--cache', '--destination', `${registry.host}/app/ttl:1`];
+  const dir = context('ttl', { Dockerfile: `FROM ${fx.base}\nRUN echo ttl > /ttl\n` });
+  const args = ['--context', dir, '--cache', '--destination', `${fx.registry.host}/app/ttl:1`];
   assert.equal((await kilnBuild(args)).code, 0);
   await new Promise((r) => setTimeout(r, 1500));
   const rebuilt = await kilnBuild([...args, '--cache-ttl', '1s']);
@@ -147,16 +134,16 @@ test('an entry older than --cache-ttl is a miss that says so', async () => {
 
 test('multi-stage: when the final stage hits, the builder stage is not built at all', async () => {
   const dockerfile = [
-    `FROM ${base} AS builder`,
+    `FROM ${fx.base} AS builder`,
     'COPY a.txt /src/a.txt',
     'RUN cp /src/a.txt /out.txt && echo built >> /out.txt',
-    `FROM ${base}`,
+    `FROM ${fx.base}`,
     'COPY --from=builder /out.txt /out.txt',
     'CMD ["cat", "/out.txt"]',
     '',
   ].join('\n');
   const dir = context('stages', { Dockerfile: dockerfile, 'a.txt': 'from a\n' });
-  const args = ['--context', dir, '--cache', '--cache-copy-layers', '--destination', `${registry.host}/app/stages:1`];
+  const args = ['--context', dir, '--cache', '--cache-copy-layers', '--destination', `${fx.registry.host}/app/stages:1`];
   const cold = await kilnBuild(args);
   assert.equal(cold.code, 0, cold.stderr);
   const warm = await kilnBuild(args);
@@ -171,21 +158,21 @@ test('multi-stage: when the final stage hits, the builder stage is not built at 
   assert.equal(changed.code, 0, changed.stderr);
   assert.match(changed.stderr, /cache miss Dockerfile:2 [^\n]*: source a\.txt changed/);
   const layout = join(work, 'stages-pulled');
-  await pullToLayout(registry, 'app/stages:1', layout, 'image');
+  await pullToLayout(fx.registry, 'app/stages:1', layout, 'image');
   assert.equal((await runImage(layout, 'image')).stdout, 'from b\nbuilt\n');
 });
 
 test('a cache repo that cannot be reached costs a warning, not the build', async () => {
-  const dir = context('unreachable', { Dockerfile: `FROM ${base}\nRUN echo x > /x\n` });
-  const built = await kilnBuild(['--context', dir, '--cache', '--cache-repo', '127.0.0.1:9/nowhere/cache', '--destination', `${registry.host}/app/unreachable:1`]);
+  const dir = context('unreachable', { Dockerfile: `FROM ${fx.base}\nRUN echo x > /x\n` });
+  const built = await kilnBuild(['--context', dir, '--cache', '--cache-repo', '127.0.0.1:9/nowhere/cache', '--destination', `${fx.registry.host}/app/unreachable:1`]);
   assert.equal(built.code, 0, built.stderr);
   assert.match(built.stderr, /WARN/);
-  assert.ok((await skopeoInspect(registry, 'app/unreachable:1')).Digest);
+  assert.ok((await skopeoInspect(fx.registry, 'app/unreachable:1')).Digest);
 });
 
 test('two builds at once sharing a cache repo both succeed, and a third hits their entries', async () => {
-  const dir = context('concurrent', { Dockerfile: DOCKERFILE(base), 'a.txt': 'same\n' });
-  const args = (tag: string) => ['--context', dir, '--cache', '--cache-copy-layers', '--cache-repo', `${registry.host}/shared/cache`, '--destination', `${registry.host}/app/concurrent:${tag}`];
+  const dir = context('concurrent', { Dockerfile: DOCKERFILE(fx.base), 'a.txt': 'same\n' });
+  const args = (tag: string) => ['--context', dir, '--cache', '--cache-copy-layers', '--cache-repo', `${fx.registry.host}/shared/cache`, '--destination', `${fx.registry.host}/app/concurrent:${tag}`];
   const [one, two] = await Promise.all([kilnBuild(args('1')), kilnBuild(args('2'))]);
   assert.equal(one.code, 0, one.stderr);
   assert.equal(two.code, 0, two.stderr);
@@ -193,7 +180,7 @@ test('two builds at once sharing a cache repo both succeed, and a third hits the
   assert.equal(third.code, 0, third.stderr);
   assert.deepEqual(misses(third), []);
   const layout = join(work, 'concurrent-pulled');
-  await pullToLayout(registry, 'app/concurrent:3', layout, 'image');
+  await pullToLayout(fx.registry, 'app/concurrent:3', layout, 'image');
   assert.equal((await runImage(layout, 'image')).stdout, 'same\nversion 1\ndone\n');
 });
 

@@ -9,3 +9,4 @@ export type { TokenRequest } from './token-server.js';
 export type { Credentials } from './skopeo.js';
 export { runImage, type ImageRun } from './runc.js';
 export { KILN, runKiln, writeContext, type KilnRun, type KilnRunOptions } from './kiln.js';
+export { useBusyboxRegistry, type BusyboxRegistry } from './busybox-registry.js';
