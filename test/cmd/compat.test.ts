@@ -5,13 +5,13 @@
 // The README's kaniko compatibility table is checked against the same list.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseCommandLine } from '../../cmd/kiln.js';
 import { KANIKO_ONLY_FLAGS } from '../../cmd/options/compat.js';
 import { registryOptionsFromArgs, type RegistryArgs } from '../../cmd/options/registry.js';
 import { KilnError } from '../../src/util/errors.js';
+import { repositoryRoot } from './repository-root.js';
 
 type Status = 'supported' | 'no-op' | 'default-only' | 'refused';
 
@@ -37,6 +37,17 @@ interface KanikoFlag {
 const HOST_PLATFORM = undefined; // kaniko's "" means this machine; kiln leaves it unset for the same.
 
 /** cmd/executor/cmd/root.go of kaniko v1.23.2: init(), addKanikoOptionsFlags(), the deprecated flags, cobra's help. */
+/** The registry and TLS flags kaniko's executor and warmer share (cmd/options/registry.ts). */
+const REGISTRY_FLAGS: KanikoFlag[] = [
+  { flag: 'insecure-registry', status: 'supported', sample: 'registry.local:5000', parsed: ['registry.local:5000'], absent: [] },
+  { flag: 'skip-tls-verify-registry', status: 'supported', sample: 'registry.local:5000', parsed: ['registry.local:5000'], absent: [] },
+  { flag: 'registry-certificate', status: 'supported', sample: 'registry.local=/certs/ca.pem', parsed: ['registry.local=/certs/ca.pem'], absent: [] },
+  { flag: 'registry-client-cert', status: 'supported', sample: 'registry.local=/c/cert.pem,/c/key.pem', parsed: ['registry.local=/c/cert.pem,/c/key.pem'], absent: [] },
+  { flag: 'registry-map', status: 'supported', sample: 'index.docker.io=mirror.gcr.io', parsed: ['index.docker.io=mirror.gcr.io'], absent: [] },
+  { flag: 'registry-mirror', status: 'supported', sample: 'mirror.gcr.io', parsed: ['mirror.gcr.io'], absent: [] },
+  { flag: 'skip-default-registry-fallback', bool: true, status: 'supported', parsed: true, absent: false },
+];
+
 const EXECUTOR: KanikoFlag[] = [
   { flag: 'verbosity', short: 'v', status: 'supported', sample: 'debug', parsed: 'debug', absent: 'info' },
   { flag: 'log-format', status: 'supported', sample: 'json', parsed: 'json', absent: 'color' },
@@ -77,13 +88,7 @@ const EXECUTOR: KanikoFlag[] = [
   { flag: 'compressed-caching', bool: true, status: 'no-op', sample: 'false' },
   { flag: 'cleanup', bool: true, status: 'supported', parsed: true, absent: false },
   { flag: 'cache-ttl', status: 'supported', sample: '6h', parsed: '6h', absent: '336h' },
-  { flag: 'insecure-registry', status: 'supported', sample: 'registry.local:5000', parsed: ['registry.local:5000'], absent: [] },
-  { flag: 'skip-tls-verify-registry', status: 'supported', sample: 'registry.local:5000', parsed: ['registry.local:5000'], absent: [] },
-  { flag: 'registry-certificate', status: 'supported', sample: 'registry.local=/certs/ca.pem', parsed: ['registry.local=/certs/ca.pem'], absent: [] },
-  { flag: 'registry-client-cert', status: 'supported', sample: 'registry.local=/c/cert.pem,/c/key.pem', parsed: ['registry.local=/c/cert.pem,/c/key.pem'], absent: [] },
-  { flag: 'registry-map', status: 'supported', sample: 'index.docker.io=mirror.gcr.io', parsed: ['index.docker.io=mirror.gcr.io'], absent: [] },
-  { flag: 'registry-mirror', status: 'supported', sample: 'mirror.gcr.io', parsed: ['mirror.gcr.io'], absent: [] },
-  { flag: 'skip-default-registry-fallback', bool: true, status: 'supported', parsed: true, absent: false },
+  ...REGISTRY_FLAGS,
   { flag: 'ignore-var-run', bool: true, status: 'supported', sample: 'false', parsed: false, absent: true },
   { flag: 'label', status: 'supported', sample: 'team=build', parsed: ['team=build'], absent: [] },
   { flag: 'skip-unused-stages', bool: true, status: 'supported', parsed: true, absent: false },
@@ -114,13 +119,7 @@ const WARMER: KanikoFlag[] = [
   { flag: 'cache-ttl', status: 'supported', sample: '24h', parsed: '24h', absent: '336h' },
   { flag: 'insecure-pull', bool: true, status: 'supported', parsed: true, absent: false },
   { flag: 'skip-tls-verify-pull', bool: true, status: 'supported', parsed: true, absent: false },
-  { flag: 'insecure-registry', status: 'supported', sample: 'registry.local:5000', parsed: ['registry.local:5000'], absent: [] },
-  { flag: 'skip-tls-verify-registry', status: 'supported', sample: 'registry.local:5000', parsed: ['registry.local:5000'], absent: [] },
-  { flag: 'registry-certificate', status: 'supported', sample: 'registry.local=/certs/ca.pem', parsed: ['registry.local=/certs/ca.pem'], absent: [] },
-  { flag: 'registry-client-cert', status: 'supported', sample: 'registry.local=/c/cert.pem,/c/key.pem', parsed: ['registry.local=/c/cert.pem,/c/key.pem'], absent: [] },
-  { flag: 'registry-map', status: 'supported', sample: 'index.docker.io=mirror.gcr.io', parsed: ['index.docker.io=mirror.gcr.io'], absent: [] },
-  { flag: 'registry-mirror', status: 'supported', sample: 'mirror.gcr.io', parsed: ['mirror.gcr.io'], absent: [] },
-  { flag: 'skip-default-registry-fallback', bool: true, status: 'supported', parsed: true, absent: false },
+  ...REGISTRY_FLAGS,
   // The warmer only has the camelCase spelling.
   { flag: 'customPlatform', status: 'supported', key: 'custom-platform', sample: 'linux/arm64', parsed: 'linux/arm64', absent: HOST_PLATFORM },
   { flag: 'dockerfile', short: 'd', status: 'supported', sample: '/workspace/Dockerfile', parsed: '/workspace/Dockerfile', absent: undefined },
@@ -378,14 +377,3 @@ describe('the README\'s kaniko compatibility tables', () => {
     assert.ok(text.includes(warmer), `the README says: ${warmer}`);
   });
 });
-
-/** The checkout: the nearest directory above this file with package.json and README.md (tests also run from dist/). */
-function repositoryRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json')) || !existsSync(join(dir, 'README.md'))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('no package.json above the test');
-    dir = parent;
-  }
-  return dir;
-}

@@ -8,10 +8,10 @@
 // and `{}`) is part of this file; the examples stay within it.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { dirname, join, posix } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join, posix } from 'node:path';
 import { parseCommandLine } from '../../cmd/kiln.js';
+import { repositoryRoot } from './repository-root.js';
 
 const ROOT = repositoryRoot();
 const EXAMPLES = join(ROOT, 'examples');
@@ -725,14 +725,3 @@ describe('the YAML reader the checks use', () => {
     ]);
   });
 });
-
-/** The checkout: the nearest directory above this file with package.json and README.md (tests also run from dist/). */
-function repositoryRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json')) || !existsSync(join(dir, 'README.md'))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('no package.json above the test');
-    dir = parent;
-  }
-  return dir;
-}

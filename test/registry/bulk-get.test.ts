@@ -1,11 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { bulkGet } from '../../src/registry/bulk-get.js';
-import { startFakeServer, startBlobServer } from './fake-server.js';
+import { startFakeServer, startBlobServer, startRawServer } from './fake-server.js';
 
 const collect = () => {
   const chunks: Buffer[] = [];
@@ -15,27 +14,6 @@ const collect = () => {
 
 function get(url: string, headers: Record<string, string> = {}) {
   return bulkGet({ url, headers, tls: {}, timeoutMs: 5_000 });
-}
-
-/** A TCP server that answers every connection with `respond`, for responses node:http would not send. */
-async function rawServer(respond: (socket: Socket, request: string) => void): Promise<{ url: string; server: Server; close: () => Promise<void> }> {
-  const sockets = new Set<Socket>();
-  const server = createNetServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    let head = '';
-    socket.on('data', (data) => {
-      head += data.toString('latin1');
-      if (head.includes('\r\n\r\n')) respond(socket, head);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    server,
-    close: () => new Promise((resolve) => { for (const s of sockets) s.destroy(); server.close(() => resolve()); }),
-  };
 }
 
 test('a Content-Length body arrives whole, with status, headers and the request headers sent', async (t) => {
@@ -72,7 +50,7 @@ test('a chunked body is decoded', async (t) => {
 });
 
 test('a body without length ends when the connection closes; interim 100 responses are skipped', async (t) => {
-  const server = await rawServer((socket) => {
+  const server = await startRawServer((socket) => {
     socket.write('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nX-Kind: close\r\n\r\nhello ');
     setTimeout(() => socket.end('world'), 20);
   });
@@ -86,7 +64,7 @@ test('a body without length ends when the connection closes; interim 100 respons
 });
 
 test('a connection closed before Content-Length bytes arrived fails the body', async (t) => {
-  const server = await rawServer((socket) => {
+  const server = await startRawServer((socket) => {
     socket.end('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly some bytes');
   });
   t.after(() => server.close());
@@ -95,7 +73,7 @@ test('a connection closed before Content-Length bytes arrived fails the body', a
 });
 
 test('bytes past Content-Length are not part of the body', async (t) => {
-  const server = await rawServer((socket) => {
+  const server = await startRawServer((socket) => {
     socket.end('HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ntoo long');
   });
   t.after(() => server.close());
@@ -133,7 +111,7 @@ test('a slow reader pauses the socket and still gets every byte', async (t) => {
 });
 
 test('a refused connection rejects with its network code', async () => {
-  const server = await rawServer(() => undefined);
+  const server = await startRawServer(() => undefined);
   const url = server.url;
   await server.close();
   await assert.rejects(get(`${url}/blob`), (err: NodeJS.ErrnoException) => err.code === 'ECONNREFUSED');

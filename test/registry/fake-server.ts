@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
 
 export interface RecordedRequest {
   method: string;
@@ -72,4 +72,29 @@ export async function startBlobServer(t: { after(fn: () => Promise<void>): void 
   });
   t.after(() => server.close());
   return server;
+}
+
+/**
+ * A TCP server that hands every connection to `respond` once the request head has arrived,
+ * for responses node:http would not send (a truncated body, a reset, no answer at all).
+ */
+export async function startRawServer(respond: (socket: Socket, request: string) => void): Promise<{ url: string; server: Server; close: () => Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server = createNetServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    let head = '';
+    socket.on('data', (data) => {
+      head += data.toString('latin1');
+      if (head.includes('\r\n\r\n')) respond(socket, head);
+    });
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    server,
+    close: () => new Promise((resolve) => { for (const s of sockets) s.destroy(); server.close(() => resolve()); }),
+  };
 }

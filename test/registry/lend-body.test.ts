@@ -1,11 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { bulkGet, lendBody } from '../../src/registry/bulk-get.js';
-import { startFakeServer, startBlobServer } from './fake-server.js';
+import { startFakeServer, startBlobServer, startRawServer } from './fake-server.js';
 
 // A lent body (bulk-get.ts, body-outlet.ts) reads into a ring of reused slots and hands each
 // chunk to a sink that must be done with it before its memory is read into again.
@@ -42,26 +41,6 @@ function recordingSink(size: number, options: { concurrency?: number; delayMs?: 
         inFlight--;
       },
     },
-  };
-}
-
-async function rawServer(respond: (socket: Socket) => void) {
-  const sockets = new Set<Socket>();
-  const server = createNetServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    let head = '';
-    socket.on('data', (data) => {
-      head += data.toString('latin1');
-      if (head.includes('\r\n\r\n')) respond(socket);
-    });
-    socket.on('error', () => undefined);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: () => new Promise<void>((resolve) => { for (const s of sockets) s.destroy(); server.close(() => resolve()); }),
   };
 }
 
@@ -150,7 +129,7 @@ test('bytes that arrived before the body was lent are lent first', async (t) => 
 test('a slow registry: what arrived reaches the sink without waiting for a full slot', async (t) => {
   let sendFirst: (() => void) | undefined;
   let sendRest: (() => void) | undefined;
-  const server = await rawServer((socket) => {
+  const server = await startRawServer((socket) => {
     socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n');
     sendFirst = () => socket.write('a'.repeat(1000));
     sendRest = () => socket.end('b'.repeat(1000));
@@ -186,7 +165,7 @@ test('a slow registry: what arrived reaches the sink without waiting for a full 
 test('a failing sink fails the lend with its error and closes the connection', async (t) => {
   let closed!: () => void;
   const connectionClosed = new Promise<void>((resolve) => { closed = resolve; });
-  const server = await rawServer((socket) => {
+  const server = await startRawServer((socket) => {
     socket.on('close', () => closed());
     socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${64 << 20}\r\n\r\n`);
     const block = Buffer.alloc(1 << 20);
@@ -211,7 +190,7 @@ test('an inspector that throws fails the lend with its error', async (t) => {
 });
 
 test('a connection closed before the whole body came fails the lend', async (t) => {
-  const server = await rawServer((socket) => {
+  const server = await startRawServer((socket) => {
     socket.end(`HTTP/1.1 200 OK\r\nContent-Length: 5000000\r\n\r\n${'x'.repeat(100_000)}`);
   });
   t.after(() => server.close());
