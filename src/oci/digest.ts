@@ -81,56 +81,42 @@ const OFF_THREAD_MIN_BYTES = 4 << 20;
  * With a `hashWorker`, large content is hashed on that thread while this one moves bytes.
  */
 export class VerifyingStream extends Transform {
-  private readonly algorithm: ParsedDigest['algorithm'];
-  private readonly hash: Hash | undefined;
+  private readonly verifier: DigestVerifier;
   private readonly offThread: OffThreadHash | undefined;
-  private bytes = 0;
 
-  constructor(
-    private readonly expectedDigest: Digest,
-    private readonly expectedSize: number | undefined,
-    private readonly what: string,
-    options: VerifyingOptions = {},
-  ) {
+  constructor(expectedDigest: Digest, expectedSize: number | undefined, what: string, options: VerifyingOptions = {}) {
     super();
-    this.algorithm = parseDigest(expectedDigest).algorithm;
     const large = expectedSize === undefined || expectedSize >= OFF_THREAD_MIN_BYTES;
-    if (options.hashWorker && large) this.offThread = options.hashWorker.start(this.algorithm);
-    else this.hash = createHash(this.algorithm);
+    if (options.hashWorker && large) this.offThread = options.hashWorker.start(parseDigest(expectedDigest).algorithm);
+    this.verifier = new DigestVerifier(expectedDigest, expectedSize, what, { hashedElsewhere: this.offThread !== undefined });
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.bytes += chunk.length;
-    if (this.expectedSize !== undefined && this.bytes > this.expectedSize) {
-      callback(new KilnError('SIZE_MISMATCH', `${this.what} is larger than the ${this.expectedSize} bytes its descriptor declares; refusing it.`));
+    try {
+      this.verifier.update(chunk);
+    } catch (err) {
+      callback(err as Error);
       return;
     }
-    if (this.hash) {
-      this.hash.update(chunk);
-      callback(null, chunk);
-      return;
-    }
+    if (!this.offThread) return callback(null, chunk);
     // The chunk goes on once the worker has its copy, so nothing downstream can alter it first.
-    const copying = this.offThread!.update(chunk);
+    const copying = this.offThread.update(chunk);
     if (!copying) return callback(null, chunk);
     copying.then(() => callback(null, chunk), callback);
   }
 
   override _flush(callback: TransformCallback): void {
-    if (this.expectedSize !== undefined && this.bytes !== this.expectedSize) {
-      callback(new KilnError('SIZE_MISMATCH', `${this.what} has ${this.bytes} bytes but its descriptor declares ${this.expectedSize}; refusing it.`));
-      return;
-    }
-    const check = (hex: string): void => {
-      const actual = `${this.algorithm}:${hex}`;
-      if (actual !== this.expectedDigest) {
-        callback(new KilnError('DIGEST_MISMATCH', `${this.what} does not match its digest (got ${actual}); refusing it.`));
+    const finish = (hex?: string): void => {
+      try {
+        this.verifier.finish(hex);
+      } catch (err) {
+        callback(err as Error);
         return;
       }
       callback();
     };
-    if (this.hash) return check(this.hash.digest('hex'));
-    this.offThread!.digest().then(check, callback);
+    if (!this.offThread) return finish();
+    this.offThread.digest().then(finish, callback);
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
@@ -140,7 +126,7 @@ export class VerifyingStream extends Transform {
 }
 
 /**
- * VerifyingStream's checks for content that is not a stream: `update()` with the bytes in
+ * The checks behind VerifyingStream, for content that is not a stream too: `update()` with the bytes in
  * order (it throws SIZE_MISMATCH as soon as there are too many), then `finish()`, which
  * throws SIZE_MISMATCH or DIGEST_MISMATCH unless both match. With `hashedElsewhere`, the
  * bytes are only counted here and `finish()` takes the hex digest computed elsewhere.

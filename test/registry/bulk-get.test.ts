@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { bulkGet } from '../../src/registry/bulk-get.js';
-import { startFakeServer, startBlobServer, startRawServer } from './fake-server.js';
+import { startFakeServer, startBlobServer, startChunkedServer, startRawServer } from './fake-server.js';
 
 const collect = () => {
   const chunks: Buffer[] = [];
@@ -36,12 +36,7 @@ test('a Content-Length body arrives whole, with status, headers and the request 
 
 test('a chunked body is decoded', async (t) => {
   const parts = [randomBytes(100), randomBytes(70_000), randomBytes(3)];
-  const server = await startFakeServer((_req, res) => {
-    res.writeHead(200);
-    for (const part of parts) res.write(part);
-    res.end();
-  });
-  t.after(() => server.close());
+  const server = await startChunkedServer(t, parts);
   const response = await get(`${server.url}/blob`);
   assert.match(String(response.headers['transfer-encoding']), /chunked/);
   const { sink, bytes } = collect();

@@ -98,3 +98,14 @@ export async function startRawServer(respond: (socket: Socket, request: string) 
     close: () => new Promise((resolve) => { for (const s of sockets) s.destroy(); server.close(() => resolve()); }),
   };
 }
+
+/** A server answering every request with `parts`, one write each, without a length: a chunked body. It stops with the test. */
+export async function startChunkedServer(t: { after(fn: () => Promise<void>): void }, parts: readonly Buffer[]) {
+  const server = await startFakeServer((_req, res) => {
+    res.writeHead(200);
+    for (const part of parts) res.write(part);
+    res.end();
+  });
+  t.after(() => server.close());
+  return server;
+}

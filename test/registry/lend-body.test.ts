@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { bulkGet, lendBody } from '../../src/registry/bulk-get.js';
-import { startFakeServer, startBlobServer, startRawServer } from './fake-server.js';
+import { startBlobServer, startChunkedServer, startRawServer } from './fake-server.js';
 
 // A lent body (bulk-get.ts, body-outlet.ts) reads into a ring of reused slots and hands each
 // chunk to a sink that must be done with it before its memory is read into again.
@@ -103,12 +103,7 @@ test('inspect sees the bytes in order, each before the sink gets it', async (t) 
 test('a chunked body is lent without its framing', async (t) => {
   const parts = [randomBytes(100), randomBytes(3 * 1024 * 1024), randomBytes(70_000), randomBytes(5)];
   const blob = Buffer.concat(parts);
-  const server = await startFakeServer((_req, res) => {
-    res.writeHead(200);
-    for (const part of parts) res.write(part);
-    res.end();
-  });
-  t.after(() => server.close());
+  const server = await startChunkedServer(t, parts);
   const response = await get(`${server.url}/blob`);
   const recorder = recordingSink(blob.length);
   await lendBody(response.body, { inspect: inspectNothing, sink: recorder.sink });
