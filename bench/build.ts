@@ -9,10 +9,11 @@
 // (`RUN echo hello`) is kiln's per-step overhead after a big one: its command plus a
 // snapshot of the whole root. Who builds first alternates between runs; the summary takes
 // medians. The work directory is $KILN_BENCH_DIR (default the system's temp directory):
-// creating 100,000 files is bound by the filesystem, so both tools always share one.
+// creating 100,000 files is bound by the filesystem, so both tools always share one. Each
+// build starts on a settled filesystem (settle.ts): written back, and where the filesystem
+// needs it, long enough after the previous build's cleanup that it does not slow this one.
 //
-// Usage: node dist/bench/build.js [--runs N]   (default 3)
-import { spawnSync } from 'node:child_process';
+// Usage: node dist/bench/build.js [--runs N] [--settle-seconds S]   (default 3 runs; S by filesystem)
 import { mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +21,7 @@ import { skopeoInspect, type RunningRegistry } from '../integration/harness/inde
 import { Buildah, buildahVersion, type BudRun } from './buildah.js';
 import { kilnBuild, type KilnBuildRun } from './build-kiln.js';
 import { startBenchRegistry } from './build-registry.js';
+import { Settler } from './settle.js';
 import { buildahReport, findStep, kilnReport, median, s } from './build-report.js';
 import { DIRECTORIES, FILES_PER_DIRECTORY, TRIVIAL_RUN, writeNodeModulesContext, type BenchContext } from './node-modules.js';
 
@@ -31,13 +33,8 @@ interface BuildahRun {
   pushSeconds: number;
 }
 
-/** Lets the kernel write back dirty pages now rather than during the next tool's build. */
-function settle(): void {
-  spawnSync('sync', [], { stdio: 'ignore' });
-}
-
-async function runKiln(context: BenchContext, registry: RunningRegistry, dir: string, run: number): Promise<KilnBuildRun> {
-  settle();
+async function runKiln(context: BenchContext, registry: RunningRegistry, dir: string, run: number, settler: Settler): Promise<KilnBuildRun> {
+  await settler.settle();
   const workDir = join(dir, `kiln-${run}`);
   try {
     return await kilnBuild({
@@ -49,19 +46,21 @@ async function runKiln(context: BenchContext, registry: RunningRegistry, dir: st
     });
   } finally {
     await rm(workDir, { recursive: true, force: true });
+    settler.deleted();
   }
 }
 
-async function runBuildah(context: BenchContext, registry: RunningRegistry, dir: string, run: number): Promise<BuildahRun> {
+async function runBuildah(context: BenchContext, registry: RunningRegistry, dir: string, run: number, settler: Settler): Promise<BuildahRun> {
   const buildah = await Buildah.create(dir);
   try {
-    settle();
+    await settler.settle();
     const tag = `localhost/bench/buildah-${run}:latest`;
     const bud = await buildah.bud({ contextDir: context.dir, dockerfile: context.dockerfile, tag });
     const push = await buildah.push(tag, `${registry.host}/bench/buildah-${run}:latest`);
     return { seconds: bud.seconds + push.seconds, bud, pushSeconds: push.seconds };
   } finally {
     await buildah.remove();
+    settler.deleted();
   }
 }
 
@@ -75,25 +74,29 @@ async function describeImage(registry: RunningRegistry, repo: string, expectedLa
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
-  const at = argv.indexOf('--runs');
-  const runs = at === -1 ? 3 : Number(argv[at + 1]);
-  if (!Number.isInteger(runs) || runs < 1) throw new Error('usage: build.js [--runs N]');
+  const option = (name: string) => (argv.includes(name) ? Number(argv[argv.indexOf(name) + 1]) : undefined);
+  const runs = option('--runs') ?? 3;
+  const settleSeconds = option('--settle-seconds');
+  if (!Number.isInteger(runs) || runs < 1 || (settleSeconds !== undefined && !(settleSeconds >= 0))) {
+    throw new Error('usage: build.js [--runs N] [--settle-seconds S]');
+  }
   const version = await buildahVersion();
   const bench = await startBenchRegistry();
   const dir = await mkdtemp(join(process.env.KILN_BENCH_DIR ?? tmpdir(), 'kiln-bench-build-'));
   try {
-    const fsType = spawnSync('stat', ['-f', '-c', '%T', dir], { encoding: 'utf8' }).stdout.trim();
     const context = await writeNodeModulesContext(join(dir, 'context'), bench.baseRef);
     const layers = 1 + context.steps.length;
-    console.log(`Dockerfile: FROM ${bench.baseRef}, ${DIRECTORIES * FILES_PER_DIRECTORY} files in ${DIRECTORIES} directories, then ${context.steps.length - 1} small steps; ${version}; in ${dir} (${fsType})`);
+    console.log(`Dockerfile: FROM ${bench.baseRef}, ${DIRECTORIES * FILES_PER_DIRECTORY} files in ${DIRECTORIES} directories, then ${context.steps.length - 1} small steps; ${version}; in ${dir}`);
+    const settler = Settler.forDirectory(dir, settleSeconds);
+    console.log(`each build starts ${settler.seconds} s after the last cleanup: ${settler.reason}`);
     const kiln: KilnBuildRun[] = [];
     const buildah: BuildahRun[] = [];
     for (let run = 1; run <= runs; run++) {
       console.log(`run ${run}/${runs}: load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
       const order = run % 2 === 1 ? (['kiln', 'buildah'] as const) : (['buildah', 'kiln'] as const);
       for (const tool of order) {
-        if (tool === 'kiln') kiln.push(await runKiln(context, bench.registry, dir, run));
-        else buildah.push(await runBuildah(context, bench.registry, dir, run));
+        if (tool === 'kiln') kiln.push(await runKiln(context, bench.registry, dir, run, settler));
+        else buildah.push(await runBuildah(context, bench.registry, dir, run, settler));
       }
       const k = kiln.at(-1)!;
       const b = buildah.at(-1)!;
