@@ -13,6 +13,7 @@ import { layerMediaType, type Compression, type ManifestFlavor } from '../oci/me
 import { KilnError, describeError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { ChangeSet, FileIndex } from './file-index.js';
+import { sharedFileReaders } from './file-readers.js';
 import { ChunkPool } from './tar-buffer.js';
 import { ParallelGzip } from './tar-gzip.js';
 import { planLayer } from './tar-plan.js';
@@ -63,6 +64,9 @@ export type LayerWriteResult =
 // Chunks in flight between the tar producer and the compressor (~1 MiB each).
 const READ_AHEAD_CHUNKS = 4;
 
+/** Layers with fewer entries are read on the writing thread: reader threads would not pay for their start. */
+const READER_THREADS_FROM = 1024;
+
 /**
  * Writes the layer for one snapshot: the changed paths with their parent directories and a
  * whiteout per deleted path, as a tar stream that is hashed (diffId), compressed and hashed
@@ -97,7 +101,8 @@ export async function writeLayer(input: LayerWriteInput, options: LayerWriteOpti
     // The gzip compressor copies what it is given, so the tar chunks can go round again;
     // other compressors keep theirs for a while, and get fresh ones.
     const chunks = options.compression === 'gzip' ? new ChunkPool() : undefined;
-    const writeOptions = { rootDir: root, index: input.index, chunks, reproducible: options.reproducible ?? false, xxhash: await xxhash() };
+    const readers = plan.entries.length >= READER_THREADS_FROM ? sharedFileReaders() : undefined;
+    const writeOptions = { rootDir: root, index: input.index, chunks, reproducible: options.reproducible ?? false, xxhash: await xxhash(), readers };
     const tar = Readable.from(tarChunks(plan.entries, writeOptions, stats), {
       objectMode: true,
       highWaterMark: READ_AHEAD_CHUNKS,

@@ -126,59 +126,77 @@ const TEMPLATE = (() => {
   block.fill(0x20, 148, 156);
   return block;
 })();
+const TEMPLATE_SUM = TEMPLATE.reduce((sum, byte) => sum + byte, 0);
 
+/**
+ * One header block. The checksum is summed from what is written into the template (whose
+ * fields are zero) rather than over all 512 bytes: a layer of 100,000 small files has as
+ * many headers.
+ */
 function writeBlock(target: Buffer, offset: number, header: TarHeader, typeFlag: number): void {
-  TEMPLATE.copy(target, offset);
+  target.set(TEMPLATE, offset);
+  let sum = TEMPLATE_SUM;
   if (!exceeds(header.name, 100)) {
-    target.write(header.name, offset, 100, 'utf8');
+    sum += writeText(target, offset, 100, header.name);
   } else {
     const split = splitName(header.name);
     if (split !== undefined) {
-      target.write(split.prefix, offset + 345, 155, 'utf8');
-      target.write(split.name, offset, 100, 'utf8');
+      sum += writeText(target, offset + 345, 155, split.prefix);
+      sum += writeText(target, offset, 100, split.name);
     } else {
       // The PAX `path` record carries the real name; the field keeps a readable stub.
-      target.write(header.name, offset, 100, 'utf8');
+      sum += writeText(target, offset, 100, header.name);
     }
   }
-  writeOctal(target, offset + 100, 8, header.mode & 0o7777);
-  writeOctal(target, offset + 108, 8, header.uid > MAX_OCTAL_7 ? 0 : header.uid);
-  writeOctal(target, offset + 116, 8, header.gid > MAX_OCTAL_7 ? 0 : header.gid);
-  writeOctal(target, offset + 124, 12, header.size > MAX_OCTAL_11 ? 0 : header.size);
-  writeOctal(target, offset + 136, 12, header.mtime < 0 || header.mtime > MAX_OCTAL_11 ? 0 : header.mtime);
+  sum += writeOctal(target, offset + 100, 8, header.mode & 0o7777);
+  sum += writeOctal(target, offset + 108, 8, header.uid > MAX_OCTAL_7 ? 0 : header.uid);
+  sum += writeOctal(target, offset + 116, 8, header.gid > MAX_OCTAL_7 ? 0 : header.gid);
+  sum += writeOctal(target, offset + 124, 12, header.size > MAX_OCTAL_11 ? 0 : header.size);
+  sum += writeOctal(target, offset + 136, 12, header.mtime < 0 || header.mtime > MAX_OCTAL_11 ? 0 : header.mtime);
   target[offset + 156] = typeFlag;
-  if (header.linkname !== undefined) target.write(header.linkname, offset + 157, 100, 'utf8');
-  writeDevice(target, offset + 329, header.devmajor ?? 0);
-  writeDevice(target, offset + 337, header.devminor ?? 0);
+  sum += typeFlag;
+  if (header.linkname !== undefined) sum += writeText(target, offset + 157, 100, header.linkname);
+  sum += writeDevice(target, offset + 329, header.devmajor ?? 0);
+  sum += writeDevice(target, offset + 337, header.devminor ?? 0);
   // The checksum counts its own field as eight spaces, as the template has it.
-  let sum = 0;
-  for (let i = offset; i < offset + BLOCK_SIZE; i++) sum += target[i]!;
   writeOctal(target, offset + 148, 7, sum);
   target[offset + 155] = 0x20;
 }
 
-/** `value` as zero-padded octal filling `width - 1` bytes, then a NUL. */
-function writeOctal(target: Buffer, offset: number, width: number, value: number): void {
+/** UTF-8 text into a field of the template (cut at `width` bytes); returns the sum of its bytes. */
+function writeText(target: Buffer, offset: number, width: number, text: string): number {
+  const written = target.write(text, offset, width, 'utf8');
+  let sum = 0;
+  for (let i = offset; i < offset + written; i++) sum += target[i]!;
+  return sum;
+}
+
+/** `value` as zero-padded octal filling `width - 1` bytes, then a NUL; returns the sum of the bytes. */
+function writeOctal(target: Buffer, offset: number, width: number, value: number): number {
   let rest = value;
+  let sum = 0;
   for (let i = offset + width - 2; i >= offset; i--) {
-    target[i] = 0x30 + (rest % 8);
+    const digit = 0x30 + (rest % 8);
+    target[i] = digit;
+    sum += digit;
     rest = Math.floor(rest / 8);
   }
   target[offset + width - 1] = 0;
+  return sum;
 }
 
 /** Device numbers beyond 7 octal digits use the base-256 form GNU tar and Go both read. */
-function writeDevice(target: Buffer, offset: number, value: number): void {
-  if (value <= MAX_OCTAL_7) {
-    writeOctal(target, offset, 8, value);
-    return;
-  }
+function writeDevice(target: Buffer, offset: number, value: number): number {
+  if (value <= MAX_OCTAL_7) return writeOctal(target, offset, 8, value);
   let rest = value;
+  let sum = 0x80;
   for (let i = offset + 7; i > offset; i--) {
     target[i] = rest % 256;
+    sum += target[i]!;
     rest = Math.floor(rest / 256);
   }
   target[offset] = 0x80;
+  return sum;
 }
 
 /**

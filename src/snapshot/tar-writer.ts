@@ -4,6 +4,7 @@ import { KilnError, describeError } from '../util/errors.js';
 import { TarBuffer, type ChunkPool } from './tar-buffer.js';
 import { headerLength, padding, paxRecordsFor, writeTarHeader, type TarEntryType, type TarHeader } from './tar-header.js';
 import type { FileIndex, FileRecord } from './file-index.js';
+import type { FileReaders, ReadBatch } from './file-readers.js';
 import type { PlannedEntry } from './tar-plan.js';
 
 /** Files below this size are read whole into the output buffer; larger ones in pieces. */
@@ -25,6 +26,8 @@ export interface TarWriteOptions {
   /** Write every time as 0 (1970-01-01) so the same tree always gives the same bytes. */
   reproducible: boolean;
   xxhash: XXHashAPI;
+  /** When given, small files are read ahead on these threads instead of one by one here. */
+  readers?: FileReaders;
 }
 
 /** What writing found out, filled in as the stream is consumed. */
@@ -43,43 +46,117 @@ export function newTarWriteStats(): TarWriteStats {
 /**
  * The tar stream of a planned layer, as ~1 MiB chunks. File content is read synchronously
  * straight into the chunk being built — no copy and no thread-pool round trip per file —
- * while compression of earlier chunks runs on libuv's thread pool.
+ * while compression of earlier chunks runs on libuv's thread pool. With `readers`, small
+ * files are read a few segments ahead on those threads and copied in from there.
  */
 export async function* tarChunks(entries: readonly PlannedEntry[], options: TarWriteOptions, stats: TarWriteStats): AsyncGenerator<Buffer> {
   const out = new TarBuffer(options.chunks);
   const written = new Set<string>();
-  for (const entry of entries) {
-    const record = entry.kind === 'node' ? (entry.record ?? options.index?.get(entry.path)) : undefined;
-    if (entry.kind === 'whiteout') {
-      // Whiteouts carry no metadata of their own; fixed values keep digests stable.
-      writeHeaderOnly(out, { name: entry.path.slice(1), type: 'file', mode: 0, uid: 0, gid: 0, size: 0, mtime: 0 });
-      stats.entries++;
-    } else if (record === undefined) {
-      // Planned from the index, and gone from it since: nothing left to say about the path.
-      stats.vanished.push(entry.path);
-      continue;
-    } else if (entry.linkTo !== undefined && written.has(entry.linkTo)) {
-      const header = headerOf(entry.path, record, 'link', options);
-      header.linkname = entry.linkTo.slice(1);
-      writeHeaderOnly(out, header);
-      const hash = stats.contentHashes.get(entry.linkTo);
-      if (hash !== undefined) stats.contentHashes.set(entry.path, hash);
-      stats.entries++;
-    } else {
-      const large = record.kind === 'file' && record.size >= SMALL_FILE_LIMIT;
-      const ok = large ? yield* writeLargeFile(out, entry.path, record, options, stats) : writeNode(out, entry.path, record, options, stats);
-      if (!ok) {
+  const ahead: Segment[] = [];
+  let planned = 0;
+  const readAhead = () => {
+    while (ahead.length < SEGMENTS_AHEAD && planned < entries.length) {
+      const segment = segmentAt(entries, planned, options);
+      planned = segment.end;
+      ahead.push(segment);
+    }
+  };
+  readAhead();
+  for (let segment = ahead.shift(); segment !== undefined; segment = ahead.shift()) {
+    readAhead();
+    const batch = segment.reads !== undefined ? await segment.reads : undefined;
+    for (let i = segment.start; i < segment.end; i++) {
+      const entry = entries[i]!;
+      const record = segment.records[i - segment.start];
+      if (entry.kind === 'whiteout') {
+        // Whiteouts carry no metadata of their own; fixed values keep digests stable.
+        writeHeaderOnly(out, { name: entry.path.slice(1), type: 'file', mode: 0, uid: 0, gid: 0, size: 0, mtime: 0 });
+        stats.entries++;
+      } else if (record === undefined) {
+        // Planned from the index, and gone from it since: nothing left to say about the path.
         stats.vanished.push(entry.path);
         continue;
+      } else if (entry.linkTo !== undefined && written.has(entry.linkTo)) {
+        const header = headerOf(entry.path, record, 'link', options);
+        header.linkname = entry.linkTo.slice(1);
+        writeHeaderOnly(out, header);
+        const hash = stats.contentHashes.get(entry.linkTo);
+        if (hash !== undefined) stats.contentHashes.set(entry.path, hash);
+        stats.entries++;
+      } else {
+        const slot = segment.slots.get(i);
+        const large = record.kind === 'file' && record.size >= SMALL_FILE_LIMIT;
+        const ok = large
+          ? yield* writeLargeFile(out, entry.path, record, options, stats)
+          : batch !== undefined && slot !== undefined
+            ? writeSmallFile(out, entry.path, record, options, stats, readFrom(batch, slot))
+            : writeNode(out, entry.path, record, options, stats);
+        if (!ok) {
+          stats.vanished.push(entry.path);
+          continue;
+        }
+        if (record.nlink > 1) written.add(entry.path);
+        stats.entries++;
       }
-      if (record.nlink > 1) written.add(entry.path);
-      stats.entries++;
+      if (out.hasReady) yield* out.take();
     }
-    if (out.hasReady) yield* out.take();
   }
   out.zeros(2 * 512); // end-of-archive marker
   out.flush();
   yield* out.take();
+}
+
+// A segment is read as one batch: enough files to make a thread's round trip worth it, few
+// enough bytes that the segments in flight stay a few MiB.
+const SEGMENT_ENTRIES = 512;
+const SEGMENT_BYTES = 2 << 20;
+const SEGMENTS_AHEAD = 6;
+
+/** Consecutive planned entries with their records, and the read of their small files if any. */
+interface Segment {
+  start: number;
+  end: number;
+  records: (FileRecord | undefined)[];
+  /** Entry index → the file's place in `reads`. */
+  slots: Map<number, number>;
+  reads?: Promise<ReadBatch>;
+}
+
+function segmentAt(entries: readonly PlannedEntry[], start: number, options: TarWriteOptions): Segment {
+  const records: (FileRecord | undefined)[] = [];
+  const slots = new Map<number, number>();
+  const paths: string[] = [];
+  const sizes: number[] = [];
+  let bytes = 0;
+  let i = start;
+  for (; i < entries.length && i - start < SEGMENT_ENTRIES && bytes < SEGMENT_BYTES; i++) {
+    const entry = entries[i]!;
+    const record = entry.kind === 'node' ? (entry.record ?? options.index?.get(entry.path)) : undefined;
+    records.push(record);
+    // Second names of an inode are usually links to a file written before them: not read.
+    if (options.readers === undefined || record?.kind !== 'file' || record.size === 0 || record.size >= SMALL_FILE_LIMIT || (entry.kind === 'node' && entry.linkTo !== undefined)) continue;
+    slots.set(i, paths.length);
+    paths.push(options.rootDir + entry.path);
+    sizes.push(record.size);
+    bytes += record.size;
+  }
+  const reads = paths.length > 0 ? options.readers!.read(paths, sizes) : undefined;
+  // Nobody may await a segment the stream never reaches (it failed first).
+  reads?.catch(() => undefined);
+  return { start, end: i, records, slots, reads };
+}
+
+/** Content of a small file: read here, or taken from a reader thread's batch. */
+type SmallFileSource = (buffer: Buffer, offset: number, size: number) => number | 'gone';
+
+function readFrom(batch: ReadBatch, slot: number): SmallFileSource {
+  return (buffer, offset) => {
+    const file = batch.file(slot);
+    if (file.kind === 'gone') return 'gone';
+    if (file.kind === 'failed') throw file.error;
+    file.data.copy(buffer, offset);
+    return file.data.length;
+  };
 }
 
 function headerOf(path: string, record: FileRecord, type: TarEntryType, options: TarWriteOptions): TarHeader {
@@ -105,7 +182,7 @@ function writeHeaderOnly(out: TarBuffer, header: TarHeader): void {
 
 /** Everything but large regular files. Returns false when the path vanished. */
 function writeNode(out: TarBuffer, path: string, record: FileRecord, options: TarWriteOptions, result: TarWriteStats): boolean {
-  if (record.kind === 'file') return writeSmallFile(out, path, record, options, result);
+  if (record.kind === 'file') return writeSmallFile(out, path, record, options, result, readHere(options.rootDir + path));
   if (record.kind === 'dir') {
     writeHeaderOnly(out, headerOf(path, record, 'dir', options));
   } else if (record.kind === 'symlink') {
@@ -134,11 +211,11 @@ function writeNode(out: TarBuffer, path: string, record: FileRecord, options: Ta
 }
 
 /**
- * Reads the file into the output buffer after room for its header, then writes the header
+ * Puts the file into the output buffer after room for its header, then writes the header
  * with the size actually read: a file that shrank since the scan still gives a valid
  * archive, and one that grew is cut at its scanned size.
  */
-function writeSmallFile(out: TarBuffer, path: string, record: FileRecord, options: TarWriteOptions, result: TarWriteStats): boolean {
+function writeSmallFile(out: TarBuffer, path: string, record: FileRecord, options: TarWriteOptions, result: TarWriteStats, source: SmallFileSource): boolean {
   const size = record.size;
   const header = headerOf(path, record, 'file', options);
   header.size = size;
@@ -147,25 +224,13 @@ function writeSmallFile(out: TarBuffer, path: string, record: FileRecord, option
   out.reserve(headerBytes + size + padding(size));
   const buffer = out.buffer;
   const dataStart = out.offset + headerBytes;
-  let got = 0;
-  if (size > 0) {
-    let fd: number;
-    try {
-      fd = openSync(options.rootDir + path, OPEN_FLAGS);
-    } catch (err) {
-      if (isGone(err)) return false;
-      throw readError(path, err);
-    }
-    try {
-      got = readFully(fd, buffer, dataStart, size);
-    } catch (err) {
-      // The scan saw a file; a directory has taken its place since.
-      if ((err as NodeJS.ErrnoException).code === 'EISDIR') return false;
-      throw readError(path, err);
-    } finally {
-      closeSync(fd);
-    }
+  let got: number | 'gone';
+  try {
+    got = size > 0 ? source(buffer, dataStart, size) : 0;
+  } catch (err) {
+    throw readError(path, err);
   }
+  if (got === 'gone') return false;
   header.size = got;
   writeTarHeader(buffer, out.offset, header, pax);
   const pad = padding(got);
@@ -173,6 +238,27 @@ function writeSmallFile(out: TarBuffer, path: string, record: FileRecord, option
   result.contentHashes.set(path, hex64(options.xxhash.h64Raw(buffer.subarray(dataStart, dataStart + got))));
   out.commit(headerBytes + got + pad);
   return true;
+}
+
+function readHere(fsPath: string): SmallFileSource {
+  return (buffer, offset, size) => {
+    let fd: number;
+    try {
+      fd = openSync(fsPath, OPEN_FLAGS);
+    } catch (err) {
+      if (isGone(err)) return 'gone';
+      throw err;
+    }
+    try {
+      return readFully(fd, buffer, offset, size);
+    } catch (err) {
+      // The scan saw a file; a directory has taken its place since.
+      if ((err as NodeJS.ErrnoException).code === 'EISDIR') return 'gone';
+      throw err;
+    } finally {
+      closeSync(fd);
+    }
+  };
 }
 
 function readFully(fd: number, buffer: Buffer, offset: number, length: number): number {

@@ -11,6 +11,7 @@ import xxhash from 'xxhash-wasm';
 import { MediaType } from '../../src/oci/mediatypes.js';
 import { writeLayer, type LayerWriteResult } from '../../src/snapshot/layer-writer.js';
 import { FileIndex } from '../../src/snapshot/file-index.js';
+import { FileReaders } from '../../src/snapshot/file-readers.js';
 import { IgnoreList } from '../../src/snapshot/ignore.js';
 import { planLayer } from '../../src/snapshot/tar-plan.js';
 import { newTarWriteStats, tarChunks } from '../../src/snapshot/tar-writer.js';
@@ -423,30 +424,66 @@ test('thousands of entries cross chunk boundaries intact, around the streaming t
   assert.equal(result.entries, 3000 + 17 + 1 + 4 + 2);
 });
 
-test('files that change between planning and reading still give a valid archive', async (t) => {
-  const root = tempDir(t, 'root');
-  writeFileSync(join(root, 'shrinks'), 'a'.repeat(1000));
-  writeFileSync(join(root, 'grows'), 'b'.repeat(10));
-  writeFileSync(join(root, 'goes'), 'c');
-  writeFileSync(join(root, 'becomes-link'), 'e');
-  writeFileSync(join(root, 'large'), Buffer.alloc(2 << 20, 'd'));
-  const plan = await planLayer(root, { changed: ['/becomes-link', '/goes', '/grows', '/shrinks'], deleted: [] });
-  writeFileSync(join(root, 'shrinks'), 'a'.repeat(10));
-  writeFileSync(join(root, 'grows'), 'b'.repeat(1000));
-  rmSync(join(root, 'goes'));
-  rmSync(join(root, 'becomes-link'));
-  symlinkSync('/etc/passwd', join(root, 'becomes-link')); // must not be followed out of the root
-  const stats = newTarWriteStats();
-  const chunks: Buffer[] = [];
-  for await (const chunk of tarChunks(plan.entries, { rootDir: root, reproducible: false, xxhash: await xxhash() }, stats)) chunks.push(chunk);
-  const out = tempDir(t, 'out');
-  writeFileSync(join(out, 'l.tar'), Buffer.concat(chunks));
-  sh(`tar -xf ${join(out, 'l.tar')} -C ${out}`);
-  assert.equal(readFileSync(join(out, 'shrinks'), 'utf8'), 'a'.repeat(10));
-  assert.equal(readFileSync(join(out, 'grows'), 'utf8'), 'b'.repeat(10), 'cut at the scanned size');
-  assert.deepEqual(stats.vanished, ['/becomes-link', '/goes']);
-  assert.equal(stats.entries, 2);
+for (const [how, readers] of [['here', undefined], ['on reader threads', new FileReaders(2)]] as const) {
+  test(`files that change between planning and reading still give a valid archive (read ${how})`, async (t) => {
+    const root = tempDir(t, 'root');
+    writeFileSync(join(root, 'shrinks'), 'a'.repeat(1000));
+    writeFileSync(join(root, 'grows'), 'b'.repeat(10));
+    writeFileSync(join(root, 'goes'), 'c');
+    writeFileSync(join(root, 'becomes-link'), 'e');
+    writeFileSync(join(root, 'becomes-dir'), 'f');
+    const plan = await planLayer(root, { changed: ['/becomes-dir', '/becomes-link', '/goes', '/grows', '/shrinks'], deleted: [] });
+    writeFileSync(join(root, 'shrinks'), 'a'.repeat(10));
+    writeFileSync(join(root, 'grows'), 'b'.repeat(1000));
+    rmSync(join(root, 'goes'));
+    rmSync(join(root, 'becomes-link'));
+    symlinkSync('/etc/passwd', join(root, 'becomes-link')); // must not be followed out of the root
+    rmSync(join(root, 'becomes-dir'));
+    mkdirSync(join(root, 'becomes-dir'));
+    const stats = newTarWriteStats();
+    const chunks: Buffer[] = [];
+    for await (const chunk of tarChunks(plan.entries, { rootDir: root, reproducible: false, xxhash: await xxhash(), readers }, stats)) chunks.push(chunk);
+    const out = tempDir(t, 'out');
+    writeFileSync(join(out, 'l.tar'), Buffer.concat(chunks));
+    sh(`tar -xf ${join(out, 'l.tar')} -C ${out}`);
+    assert.equal(readFileSync(join(out, 'shrinks'), 'utf8'), 'a'.repeat(10));
+    assert.equal(readFileSync(join(out, 'grows'), 'utf8'), 'b'.repeat(10), 'cut at the scanned size');
+    assert.deepEqual(stats.vanished, ['/becomes-dir', '/becomes-link', '/goes']);
+    assert.equal(stats.entries, 2);
+  });
+}
 
+test('reader threads give the very bytes and content hashes the writing thread gives', async (t) => {
+  const root = tempDir(t, 'root');
+  const changed = ['/d'];
+  mkdirSync(join(root, 'd'));
+  for (let i = 0; i < 1500; i++) {
+    // Sizes from empty to just under the small-file limit, and one hard link.
+    const size = i === 7 ? (1 << 20) - 1 : i % 5 === 0 ? 0 : (i * 37) % 3000;
+    writeFileSync(join(root, 'd', `f${String(i).padStart(4, '0')}`), Buffer.alloc(size, i % 251));
+    changed.push(`/d/f${String(i).padStart(4, '0')}`);
+  }
+  linkSync(join(root, 'd', 'f0001'), join(root, 'd', 'g-link'));
+  changed.push('/d/g-link');
+  const plan = await planLayer(root, { changed: changed.sort(), deleted: [] });
+  const write = async (readers?: FileReaders) => {
+    const stats = newTarWriteStats();
+    const chunks: Buffer[] = [];
+    for await (const chunk of tarChunks(plan.entries, { rootDir: root, reproducible: false, xxhash: await xxhash(), readers }, stats)) chunks.push(Buffer.from(chunk));
+    return { tar: Buffer.concat(chunks), stats };
+  };
+  const readers = new FileReaders(2);
+  t.after(() => readers.close());
+  const here = await write();
+  const threaded = await write(readers);
+  assert.equal(here.stats.entries, 1502);
+  assert.ok(threaded.tar.equals(here.tar), 'same archive');
+  assert.deepEqual([...threaded.stats.contentHashes].sort(), [...here.stats.contentHashes].sort());
+});
+
+test('a large file that shrinks after its header went out fails the layer', async (t) => {
+  const root = tempDir(t, 'root');
+  writeFileSync(join(root, 'large'), Buffer.alloc(2 << 20, 'd'));
   // The header of a large file goes out before its content; after that a shrink cannot be mended.
   const largePlan = await planLayer(root, { changed: ['/large'], deleted: [] });
   const generator = tarChunks(largePlan.entries, { rootDir: root, reproducible: false, xxhash: await xxhash() }, newTarWriteStats());
