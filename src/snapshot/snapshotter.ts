@@ -1,4 +1,4 @@
-import { readdirSync } from 'node:fs';
+import { readdirSync, type Stats } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { posix } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -16,6 +16,7 @@ import {
   walk,
   WalkerPool,
   type BatchEntry,
+  type ParallelWalk,
   type EntryStat,
   type MountPolicy,
   type WalkEntry,
@@ -135,8 +136,8 @@ export class Snapshotter {
     const readsBefore = detector.filesRead;
     const sizeBefore = this.fileIndex.size;
     const scan = new Scan(this.fileIndex, detector, this.racy, Date.now() - RACY_WINDOW_MS, 'moved-dirs');
-    const threads = this.parallel() ? this.threads : 1;
-    if (threads > 1) await this.walkInParallel(scan);
+    let threads = 1;
+    if (!this.closed && this.threads > 1) threads = await this.walkInParallel(scan);
     else for (const entry of walk(this.walkOptions('/', scan.onSkip))) scan.visit(entry);
     const deletions = this.findDeletions(scan, sizeBefore);
     this.racy = scan.racyNow;
@@ -233,24 +234,32 @@ export class Snapshotter {
   }
 
   /**
-   * The whole root on several threads: workers take the subtrees of the plan, the main
-   * thread walks the rest (where the ignore list applies) and compares every entry.
+   * The whole root on several threads: workers take the subtrees of the plan (when the
+   * index is big enough for one) and the new directories the main thread hands them; the
+   * main thread walks the rest (where the ignore list applies) and compares every entry.
+   * Returns the threads that walked.
    */
-  private async walkInParallel(scan: Scan): Promise<void> {
-    const pool = (this.pool ??= new WalkerPool(this.threads));
-    if (this.planIsStale()) this.plan = planWalk(this.fileIndex, this.ignore, this.threads);
-    const plan = this.plan!;
-    const running = pool.run(plan, { rootDir: this.rootDir, mounts: this.mounts }, (batch) => {
-      forEachEntry(batch, this.rootDir, scan.visitIn);
-      for (const [path, reason] of batch.skips) scan.onSkip(path, reason);
-    });
+  private async walkInParallel(scan: Scan): Promise<number> {
+    if (this.parallel() && this.planIsStale()) this.plan = planWalk(this.fileIndex, this.ignore, this.threads);
+    const plan = this.parallel() ? this.plan : undefined;
+    let running: ParallelWalk | undefined;
+    const workers = () =>
+      (running ??= (this.pool ??= new WalkerPool(this.threads)).start({ rootDir: this.rootDir, mounts: this.mounts, assigned: plan?.assigned ?? new Set() }, (batch) => {
+        forEachEntry(batch, this.rootDir, scan.visitIn);
+        for (const [path, reason] of batch.skips) scan.onSkip(path, reason);
+      }));
+    for (const task of plan?.tasks ?? []) workers().add(task);
+    const handOff = new NewLeafHandOff(this.fileIndex, (roots) => workers().add(roots));
     try {
-      for (const entry of walk({ ...this.walkOptions('/', scan.onSkip), exclude: plan.assigned })) scan.visit(entry);
+      for (const entry of walk({ ...this.walkOptions('/', scan.onSkip), exclude: plan?.assigned, handOff: handOff.offer })) scan.visit(entry);
+      handOff.flush();
     } catch (err) {
-      await running.catch(() => undefined);
+      await running?.finish().catch(() => undefined);
       throw err;
     }
-    await running;
+    if (running === undefined) return 1;
+    await running.finish();
+    return this.threads;
   }
 
   /**
@@ -381,6 +390,43 @@ export class Snapshotter {
 
   private walkOptions(from: string, onSkip: (path: string, reason: WalkSkip) => void): WalkOptions {
     return { rootDir: this.rootDir, ignore: this.ignore, from, mounts: this.mounts, onSkip };
+  }
+}
+
+/** New directories the main thread finds before it hands them to walker threads: a few are quicker walked than handed over. */
+const HAND_OFF_AFTER = 32;
+/** New directories per walker task. */
+const HAND_OFF_GROUP = 16;
+
+/**
+ * Picks, during a scan's walk on the main thread, the directories walker threads take
+ * instead: new ones (the index does not know them) without subdirectories, such as the
+ * 2,000 package directories an `npm install` leaves. What the index knows is split by the
+ * plan; a tree the last step created is not in the plan, and would otherwise be walked by
+ * the main thread alone. st_nlink of 2 means no subdirectories on ext4, xfs, tmpfs and
+ * overlayfs; where directories always count 1 (btrfs), nothing is handed off.
+ */
+class NewLeafHandOff {
+  private found = 0;
+  private group: string[] = [];
+
+  constructor(
+    private readonly index: FileIndex,
+    private readonly submit: (roots: string[]) => void,
+  ) {}
+
+  readonly offer = (path: string, stats: Stats): boolean => {
+    if (stats.nlink !== 2 || this.index.has(path)) return false;
+    if (++this.found <= HAND_OFF_AFTER) return false;
+    this.group.push(path);
+    if (this.group.length >= HAND_OFF_GROUP) this.flush();
+    return true;
+  };
+
+  flush(): void {
+    if (this.group.length === 0) return;
+    this.submit(this.group);
+    this.group = [];
   }
 }
 

@@ -53,6 +53,11 @@ export interface WalkOptions {
   exclude?: ReadonlySet<string>;
   /** Told about every entry passed over for a reason other than the ignore list or `exclude`. */
   onSkip?: (path: string, reason: WalkSkip) => void;
+  /**
+   * Asked about each directory below `from` (with nothing ignored below it); true when
+   * someone else walks it: the walk then neither yields it nor enters it.
+   */
+  handOff?: (path: string, stats: Stats) => boolean;
 }
 
 /**
@@ -66,7 +71,7 @@ export function* walk(options: WalkOptions): Generator<WalkEntry, void, undefine
   // For `/`, image paths are machine paths: skip one string concatenation per entry.
   const prefix = rootDir === '/' ? '' : rootDir;
   const from = posix.resolve('/', options.from ?? '/');
-  const { ignore, onSkip } = options;
+  const { ignore, onSkip, handOff } = options;
   const rootDev = rootDeviceOf(rootDir, options.mounts);
   const exclude = options.exclude ?? new Set<string>();
   const excludeParents = parentsOf(exclude);
@@ -107,8 +112,10 @@ export function* walk(options: WalkOptions): Generator<WalkEntry, void, undefine
           onSkip?.(path, 'other-filesystem');
           continue;
         }
+        const checkIgnore = dir.checkIgnore && ignore.hasIgnoredBelow(path);
+        if (!checkIgnore && handOff?.(path, stats) === true) continue;
         yield { path, fsPath, stats };
-        stack.push({ path, fsPath, checkIgnore: dir.checkIgnore && ignore.hasIgnoredBelow(path) });
+        stack.push({ path, fsPath, checkIgnore });
       } else if (stats.isSymbolicLink()) {
         const linkTarget = readLink(fsPath);
         if (linkTarget === undefined) onSkip?.(path, 'vanished');
@@ -562,6 +569,14 @@ type WorkerMessage =
  */
 const WORKER_YOUNG_GENERATION_MB = 4;
 
+/** A parallel walk under way: see `WalkerPool.start`. */
+export interface ParallelWalk {
+  /** One more task: roots to walk with their subtrees. */
+  add(roots: readonly string[]): void;
+  /** No more tasks; resolves when every task is done, rejects on the first failure. */
+  finish(): Promise<void>;
+}
+
 /**
  * A few worker threads that walk parts of a root filesystem. Idle workers do not keep the
  * process alive; `close()` ends them.
@@ -584,62 +599,96 @@ export class WalkerPool {
    * Resolves when all tasks are done; rejects with an IO error on the first failure.
    */
   run(plan: WalkPlan, options: { rootDir: string; mounts?: MountPolicy }, onBatch: (batch: EntryBatch) => void): Promise<void> {
-    if (this.busy) return Promise.reject(new KilnError('INTERNAL', 'a parallel walk is already running'));
+    let walk: ParallelWalk;
+    try {
+      walk = this.start({ ...options, assigned: plan.assigned }, onBatch);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    for (const task of plan.tasks) walk.add(task);
+    return walk.finish();
+  }
+
+  /**
+   * Starts a walk whose tasks come as they are found (`add`); `finish` says no more will,
+   * and resolves once all are done. `assigned`: roots no task walks into (see `WalkPlan`).
+   */
+  start(options: { rootDir: string; mounts?: MountPolicy; assigned: ReadonlySet<string> }, onBatch: (batch: EntryBatch) => void): ParallelWalk {
+    if (this.busy) throw new KilnError('INTERNAL', 'a parallel walk is already running');
     const rootDir = normalizeRootDir(options.rootDir);
     const base = {
       runId: ++this.runs,
       prefix: rootDir === '/' ? '' : rootDir,
       rootDev: rootDeviceOf(rootDir, options.mounts),
-      assigned: [...plan.assigned],
+      assigned: [...options.assigned],
     };
-    const queue = [...plan.tasks];
-    let outstanding = queue.length;
-    if (outstanding === 0) return Promise.resolve();
     this.busy = true;
-    return new Promise<void>((resolve, reject) => {
-      let failed = false;
-      const finish = (err?: Error) => {
-        for (const worker of this.workers) {
-          worker.removeAllListeners('message');
-          worker.removeAllListeners('error');
-          worker.unref();
-        }
-        this.busy = false;
-        if (err === undefined) resolve();
-        else reject(err);
-      };
-      const fail = (err: Error) => {
-        if (failed) return;
-        failed = true;
-        finish(err);
-      };
-      const next = (worker: Worker) => {
-        const roots = queue.shift();
-        if (roots !== undefined) worker.postMessage({ ...base, roots });
-      };
-      for (const worker of this.workers) {
-        worker.ref();
-        worker.on('message', (message: WorkerMessage) => {
-          if (failed || message.runId !== base.runId) return;
-          if (message.type === 'error') {
-            const where = message.path ?? 'the root filesystem';
-            fail(new KilnError('IO', `cannot walk ${where}: ${message.message}${message.code ? ` (${message.code})` : ''}`));
-            return;
-          }
-          try {
-            onBatch(message);
-          } catch (err) {
-            fail(err as Error);
-            return;
-          }
-          if (!message.done) return;
-          if (--outstanding === 0) finish();
-          else next(worker);
-        });
-        worker.on('error', (err) => fail(new KilnError('INTERNAL', `a walker thread failed: ${describeError(err)}`, { cause: err })));
-        next(worker);
-      }
+    const queue: string[][] = [];
+    const idle: Worker[] = [...this.workers];
+    let outstanding = 0;
+    let finishing = false;
+    let settled = false;
+    let resolveDone!: () => void;
+    let rejectDone!: (err: Error) => void;
+    const done = new Promise<void>((resolve, reject) => {
+      resolveDone = resolve;
+      rejectDone = reject;
     });
+    // A failure before `finish` is awaited must not count as unhandled meanwhile.
+    done.catch(() => undefined);
+    const end = (err?: Error) => {
+      if (settled) return;
+      settled = true;
+      for (const worker of this.workers) {
+        worker.removeAllListeners('message');
+        worker.removeAllListeners('error');
+        worker.unref();
+      }
+      this.busy = false;
+      if (err === undefined) resolveDone();
+      else rejectDone(err);
+    };
+    const dispatch = (worker: Worker) => {
+      const roots = queue.shift();
+      if (roots === undefined) idle.push(worker);
+      else worker.postMessage({ ...base, roots });
+    };
+    for (const worker of this.workers) {
+      worker.ref();
+      worker.on('message', (message: WorkerMessage) => {
+        if (settled || message.runId !== base.runId) return;
+        if (message.type === 'error') {
+          const where = message.path ?? 'the root filesystem';
+          end(new KilnError('IO', `cannot walk ${where}: ${message.message}${message.code ? ` (${message.code})` : ''}`));
+          return;
+        }
+        try {
+          onBatch(message);
+        } catch (err) {
+          end(err as Error);
+          return;
+        }
+        if (!message.done) return;
+        outstanding--;
+        if (finishing && outstanding === 0) end();
+        else dispatch(worker);
+      });
+      worker.on('error', (err) => end(new KilnError('INTERNAL', `a walker thread failed: ${describeError(err)}`, { cause: err })));
+    }
+    return {
+      add: (roots) => {
+        if (settled || roots.length === 0) return;
+        outstanding++;
+        queue.push([...roots]);
+        const worker = idle.pop();
+        if (worker !== undefined) dispatch(worker);
+      },
+      finish: () => {
+        finishing = true;
+        if (outstanding === 0) end();
+        return done;
+      },
+    };
   }
 
   async close(): Promise<void> {

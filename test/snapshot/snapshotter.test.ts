@@ -388,11 +388,16 @@ test('a filesystem mounted into the root is neither snapshotted nor taken for de
   }
 });
 
-/** The same scripted step on a bigger tree, walked on one thread and on several. */
-async function parallelScenario(threads: number): Promise<ChangeSet[]> {
-  const h = await start('full', { threads, parallelFrom: 0 });
+/**
+ * The same scripted step on a bigger tree, walked on one thread and on several: split by a
+ * plan from the index (parallelFrom 0), or with the new directories handed to the walker
+ * threads as the main thread finds them (no plan). Also returns how many threads each scan used.
+ */
+async function parallelScenario(threads: number, parallelFrom: number): Promise<{ results: ChangeSet[]; threads: unknown[] }> {
+  const { logger, records } = capturingLogger();
+  const h = await start('full', { threads, parallelFrom, logger });
   try {
-    for (let pkg = 0; pkg < 30; pkg++) {
+    for (let pkg = 0; pkg < 40; pkg++) {
       mkdirSync(h.at(`app/node_modules/p${pkg}/lib`), { recursive: true });
       for (let i = 0; i < 50; i++) writeFileSync(h.at(`app/node_modules/p${pkg}/lib/f${i}.js`), `${pkg}/${i}`);
     }
@@ -406,18 +411,25 @@ async function parallelScenario(threads: number): Promise<ChangeSet[]> {
     writeFileSync(h.at('ign/more'), 'x');
     mkdirSync(h.at('app/node_modules/p7/lib/new'));
     results.push(await h.snap.scan());
-    return results;
+    await sleep(10);
+    return { results, threads: records.filter((record) => record.msg === 'snapshot scan done').map((record) => record.threads) };
   } finally {
     await h.done();
   }
 }
 
 test('a scan on several threads reports exactly what a single-threaded scan reports', async () => {
-  const single = await parallelScenario(1);
-  const parallel = await parallelScenario(2);
-  assert.equal(single[0]!.changed.length, 30 * 52 + 1);
-  assert.deepEqual(parallel, single);
-  assert.deepEqual(single[1], {
+  const single = await parallelScenario(1, 0);
+  const planned = await parallelScenario(2, 0);
+  const handedOff = await parallelScenario(2, Infinity);
+  assert.equal(single.results[0]!.changed.length, 40 * 52 + 1);
+  assert.deepEqual(planned.results, single.results);
+  assert.deepEqual(handedOff.results, single.results);
+  assert.deepEqual(single.threads, [1, 1]);
+  assert.deepEqual(planned.threads, [2, 2]);
+  // 40 new directories without subdirectories: more than the main thread keeps for itself.
+  assert.deepEqual(handedOff.threads, [2, 1]);
+  assert.deepEqual(single.results[1], {
     changed: ['/app/node_modules/p4/lib', '/app/node_modules/p5/lib/f7.js', '/app/node_modules/p6/lib/f1.js', '/app/node_modules/p7/lib/new'],
     deleted: ['/app/node_modules/p3'],
   });
