@@ -2,6 +2,7 @@ import { Transform, type Readable } from 'node:stream';
 import { decompress } from '../oci/compression.js';
 import type { BlobSink } from '../oci/blob-sink.js';
 import type { Layer } from '../oci/layer.js';
+import { layerMetadata } from '../oci/blob-layer.js';
 import { layerCompression } from '../oci/mediatypes.js';
 import { chain } from '../oci/streams.js';
 
@@ -25,14 +26,7 @@ export function countedLayer(layer: Layer, watch: BlobWatcher): Layer {
     return chain(await layer.compressed(), counter(watch));
   };
   return {
-    digest: layer.digest,
-    diffId: layer.diffId,
-    size: layer.size,
-    mediaType: layer.mediaType,
-    ...(layer.urls ? { urls: layer.urls } : {}),
-    ...(layer.annotations ? { annotations: layer.annotations } : {}),
-    ...(layer.location ? { location: layer.location } : {}),
-    ...(layer.file ? { file: layer.file } : {}),
+    ...layerMetadata(layer),
     compressed,
     async uncompressed() {
       return chain(await compressed(), decompress(layerCompression(layer.mediaType)));

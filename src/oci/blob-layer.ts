@@ -7,6 +7,7 @@ import { VerifyingStream, parseDigest, type Digest } from './digest.js';
 import type { BlobLocation, Layer, LocalBlob } from './layer.js';
 import { layerCompression } from './mediatypes.js';
 import { chain } from './streams.js';
+import type { Descriptor } from './types.js';
 
 const READ_CHUNK = 1 << 20;
 
@@ -38,6 +39,24 @@ export interface StreamLayerOptions extends LayerMetadata {
   verify?: boolean;
   /** The source's own way to hand the blob to a sink, verified; see Layer.writeTo. */
   writeTo?: (sink: BlobSink, options?: BlobTransferOptions) => Promise<void>;
+}
+
+/** What a manifest says of a layer (its descriptor), with its diffId from the config. */
+export function descriptorMetadata(descriptor: Descriptor, diffId: Digest): LayerMetadata {
+  const metadata: LayerMetadata = { digest: descriptor.digest, diffId, size: descriptor.size, mediaType: descriptor.mediaType };
+  if (descriptor.annotations) metadata.annotations = descriptor.annotations;
+  if (descriptor.urls) metadata.urls = descriptor.urls;
+  return metadata;
+}
+
+/** Everything a layer says of itself before its content is read. */
+export function layerMetadata(layer: Layer): LayerMetadata {
+  const metadata: LayerMetadata = { digest: layer.digest, diffId: layer.diffId, size: layer.size, mediaType: layer.mediaType };
+  if (layer.annotations) metadata.annotations = layer.annotations;
+  if (layer.urls) metadata.urls = layer.urls;
+  if (layer.location) metadata.location = layer.location;
+  if (layer.file) metadata.file = layer.file;
+  return metadata;
 }
 
 /**
@@ -80,16 +99,7 @@ export function relabelLayer(layer: Layer, mediaType: string): Layer {
     throw new KilnError('UNSUPPORTED_MEDIA_TYPE', `Layer ${layer.digest} cannot be relabelled from ${layer.mediaType} to ${mediaType}: the compression differs, so the blob would have to be rewritten.`);
   }
   const writeTo = layer.writeTo;
-  return makeLayer({ ...metadataOf(layer), mediaType }, () => layer.compressed(), writeTo ? (sink, options) => writeTo.call(layer, sink, options) : undefined);
-}
-
-function metadataOf(layer: Layer): LayerMetadata {
-  const metadata: LayerMetadata = { digest: layer.digest, diffId: layer.diffId, size: layer.size, mediaType: layer.mediaType };
-  if (layer.annotations) metadata.annotations = layer.annotations;
-  if (layer.urls) metadata.urls = layer.urls;
-  if (layer.location) metadata.location = layer.location;
-  if (layer.file) metadata.file = layer.file;
-  return metadata;
+  return makeLayer({ ...layerMetadata(layer), mediaType }, () => layer.compressed(), writeTo ? (sink, options) => writeTo.call(layer, sink, options) : undefined);
 }
 
 function makeLayer(metadata: LayerMetadata, openCompressed: () => Promise<Readable>, writeTo?: Layer['writeTo']): Layer {

@@ -3,7 +3,7 @@ import { mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promis
 import { join } from 'node:path';
 import { KilnError, describeError } from '../util/errors.js';
 import { writeBlobFile, type BlobContent } from './blob-file.js';
-import { fileLayer } from './blob-layer.js';
+import { descriptorMetadata, fileLayer } from './blob-layer.js';
 import { parseDigest, verifyBytes, type Digest } from './digest.js';
 import { imageDescriptor, type Image, type ImageIndex } from './image.js';
 import { imageFromParts, parseAnyManifest, parseIndex } from './image-builder.js';
@@ -224,15 +224,7 @@ async function resolveImage(dir: string, descriptor: Descriptor, platform: Platf
     mediaType: descriptor.mediaType,
     source: `image ${descriptor.digest} in the OCI layout ${dir}`,
     layers: (layer, diffId) =>
-      fileLayer({
-        path: blobPath(dir, layer.digest),
-        digest: layer.digest,
-        diffId,
-        size: layer.size,
-        mediaType: layer.mediaType,
-        ...(layer.annotations ? { annotations: layer.annotations } : {}),
-        ...(layer.urls ? { urls: layer.urls } : {}),
-      }),
+      fileLayer({ path: blobPath(dir, layer.digest), ...descriptorMetadata(layer, diffId) }),
   });
 }
 

@@ -3,7 +3,7 @@ import { readLimited } from '../util/read-limited.js';
 import type { Image } from '../oci/image.js';
 import type { Layer } from '../oci/layer.js';
 import { imageFromParts, parseIndex, parseManifest } from '../oci/image-builder.js';
-import { streamLayer } from '../oci/blob-layer.js';
+import { descriptorMetadata, streamLayer } from '../oci/blob-layer.js';
 import { isForeignLayer, isImageIndex } from '../oci/mediatypes.js';
 import { formatPlatform, hostPlatform, selectManifest } from '../oci/platform.js';
 import type { Descriptor, Platform } from '../oci/types.js';
@@ -58,12 +58,7 @@ export async function fetchRemoteImage(client: RegistryClient, ref: Reference, o
  */
 export function registryLayer(client: RegistryClient, ref: Reference, descriptor: Descriptor, diffId: string): Layer {
   return streamLayer({
-    digest: descriptor.digest,
-    diffId,
-    size: descriptor.size,
-    mediaType: descriptor.mediaType,
-    ...(descriptor.annotations ? { annotations: descriptor.annotations } : {}),
-    ...(descriptor.urls ? { urls: descriptor.urls } : {}),
+    ...descriptorMetadata(descriptor, diffId),
     ...(isForeignLayer(descriptor.mediaType) ? {} : { location: { registry: ref.registry, repository: ref.repository } }),
     open: () => client.getBlob(ref, descriptor),
     writeTo: (sink, options) => client.fetchBlob(ref, descriptor, sink, options),
