@@ -5,8 +5,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
@@ -17,6 +16,7 @@ import { blobPath, layoutImage, writeLayout } from '../src/oci/layout.js';
 import { appendLayers, emptyImage, setContainerConfig } from '../src/oci/mutate.js';
 import { readDockerTarball, writeDockerTarball } from '../src/oci/tarball.js';
 import { memoryLayer, readAll } from '../test/oci/fixtures.js';
+import { withTempDir } from '../test/temp-dir.js';
 
 const run = promisify(execFile);
 
@@ -40,14 +40,7 @@ async function tool(command: string, args: string[]): Promise<string> {
   }
 }
 
-async function withDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await mkdtemp(join(tmpdir(), 'kiln-oci-outputs-'));
-  try {
-    return await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+const withDir = <T>(fn: (dir: string) => Promise<T>): Promise<T> => withTempDir('oci-outputs', fn);
 
 const FILES_ONE = { 'etc/': '', 'etc/kiln-marker': 'built by kiln\n' };
 const FILES_TWO = { 'opt/': '', 'opt/app/': '', 'opt/app/run.sh': '#!/bin/sh\necho hello\n' };

@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { openBaseImageCache } from '../../src/cache/base-images.js';
@@ -14,20 +13,14 @@ import type { Platform } from '../../src/oci/types.js';
 import { parseReference } from '../../src/registry/reference.js';
 import { createLogger } from '../../src/util/log.js';
 import { memoryLayer, readAll } from '../oci/fixtures.js';
+import { withTempDir } from '../temp-dir.js';
 
 const HOUR = 3_600_000;
 const AMD64: Platform = { os: 'linux', architecture: 'amd64' };
 const ARM64: Platform = { os: 'linux', architecture: 'arm64' };
 const WARMED = Date.parse('2026-03-01T10:00:00.000Z');
 
-async function withDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await mkdtemp(join(tmpdir(), 'kiln-base-images-'));
-  try {
-    return await fn(join(dir, 'cache'));
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+const withDir = <T>(fn: (dir: string) => Promise<T>): Promise<T> => withTempDir('base-images', (dir) => fn(join(dir, 'cache')));
 
 async function sampleImage(marker: string, platform: Platform = AMD64): Promise<{ image: Image; blob: Buffer }> {
   const { layer, blob } = await memoryLayer({ 'etc/marker': marker });

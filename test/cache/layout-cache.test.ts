@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { identityTag, keyTag } from '../../src/cache/entry.js';
 import { hashSecret, startKey, stepKey } from '../../src/cache/key.js';
@@ -11,6 +10,7 @@ import { REF_NAME_ANNOTATION, layoutImage, readLayout, writeLayout } from '../..
 import { emptyImage } from '../../src/oci/mutate.js';
 import { memoryLayer, readAll } from '../oci/fixtures.js';
 import { captureLogger } from './capture-logger.js';
+import { withTempDir } from '../temp-dir.js';
 
 const DAY = 86_400_000;
 const parent = startKey([{ name: 'base image', value: 'sha256:' + 'b'.repeat(64) }]);
@@ -19,14 +19,7 @@ function key(step: number, version = '1.0'): StepKey {
   return stepKey(parent, [{ name: 'instruction', value: `RUN step ${step}` }, { name: 'build arg VERSION', value: hashSecret(version) }], `Dockerfile/0/${step}`, `Dockerfile:${step} RUN step ${step}`);
 }
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'kiln-layout-cache-'));
-  try {
-    await fn(join(dir, 'cache'));
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+const withDir = <T>(fn: (dir: string) => Promise<T>): Promise<T> => withTempDir('layout-cache', (dir) => fn(join(dir, 'cache')));
 
 function cache(dir: string, options: { now?: () => Date; ttlMs?: number; push?: boolean } = {}) {
   const log = captureLogger();

@@ -1,8 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -15,15 +14,9 @@ import { blobPath, layoutImage } from '../../src/oci/layout.js';
 import { appendLayers, emptyImage } from '../../src/oci/mutate.js';
 import { isKilnError } from '../../src/util/errors.js';
 import { memoryLayer } from '../oci/fixtures.js';
+import { withTempDir } from '../temp-dir.js';
 
-async function withDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await mkdtemp(join(tmpdir(), 'kiln-warm-store-'));
-  try {
-    return await fn(join(dir, 'cache'));
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+const withDir = <T>(fn: (dir: string) => Promise<T>): Promise<T> => withTempDir('warm-store', (dir) => fn(join(dir, 'cache')));
 
 /** Yields `first`, then fails: a download cut off half-way. */
 function cutOff(first: Buffer): () => Promise<Readable> {

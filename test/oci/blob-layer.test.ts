@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileLayer, relabelLayer, streamLayer } from '../../src/oci/blob-layer.js';
@@ -9,15 +8,9 @@ import { sha256 } from '../../src/oci/digest.js';
 import { MediaType } from '../../src/oci/mediatypes.js';
 import { isKilnError } from '../../src/util/errors.js';
 import { compressBytes, makeTar, readAll } from './fixtures.js';
+import { withTempDir } from '../temp-dir.js';
 
-async function withDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await mkdtemp(join(tmpdir(), 'kiln-blob-layer-'));
-  try {
-    return await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+const withDir = <T>(fn: (dir: string) => Promise<T>): Promise<T> => withTempDir('blob-layer', fn);
 
 for (const compression of ['gzip', 'zstd', 'none'] as const) {
   test(`fileLayer (${compression}) streams the blob as stored and the tar decompressed`, () =>

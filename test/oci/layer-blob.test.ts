@@ -1,8 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { writeBlobFile } from '../../src/oci/blob-file.js';
@@ -13,17 +12,11 @@ import type { Layer } from '../../src/oci/layer.js';
 import { writeLayerTo } from '../../src/oci/layer-blob.js';
 import { MediaType } from '../../src/oci/mediatypes.js';
 import { isKilnError } from '../../src/util/errors.js';
+import { withTempDir } from '../temp-dir.js';
 
 // Layer.writeTo, writeLayerTo's fallback to the stream, and writeBlobFile on top of both.
 
-async function withDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await mkdtemp(join(tmpdir(), 'kiln-layer-blob-'));
-  try {
-    return await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+const withDir = <T>(fn: (dir: string) => Promise<T>): Promise<T> => withTempDir('layer-blob', fn);
 
 /** A sink that keeps a copy of what it was lent, by position. */
 function copyingSink(): { sink: BlobSink; bytes: () => Buffer } {

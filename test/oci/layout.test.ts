@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { streamLayer } from '../../src/oci/blob-layer.js';
@@ -12,15 +11,9 @@ import { MediaType } from '../../src/oci/mediatypes.js';
 import { appendLayers, emptyImage, setContainerConfig, setPlatform } from '../../src/oci/mutate.js';
 import { isKilnError } from '../../src/util/errors.js';
 import { memoryLayer, readAll } from './fixtures.js';
+import { withTempDir } from '../temp-dir.js';
 
-async function withDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await mkdtemp(join(tmpdir(), 'kiln-layout-'));
-  try {
-    return await fn(join(dir, 'layout'));
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+const withDir = <T>(fn: (dir: string) => Promise<T>): Promise<T> => withTempDir('layout', (dir) => fn(join(dir, 'layout')));
 
 async function sampleImage(marker: string): Promise<{ image: Image; blobs: Buffer[] }> {
   const one = await memoryLayer({ 'etc/marker': marker });

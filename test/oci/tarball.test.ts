@@ -1,8 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { extract as tarExtract, pack as tarPack } from 'tar-stream';
@@ -15,15 +14,9 @@ import { readDockerTarball, writeDockerTarball } from '../../src/oci/tarball.js'
 import { indexTar } from '../../src/oci/tar-index.js';
 import { isKilnError } from '../../src/util/errors.js';
 import { makeTar, memoryLayer, readAll } from './fixtures.js';
+import { withTempDir } from '../temp-dir.js';
 
-async function withDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await mkdtemp(join(tmpdir(), 'kiln-tarball-'));
-  try {
-    return await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+const withDir = <T>(fn: (dir: string) => Promise<T>): Promise<T> => withTempDir('tarball', fn);
 
 async function listArchive(path: string): Promise<Map<string, { header: { mode?: number; mtime?: Date; size?: number }; content: Buffer }>> {
   const entries = new Map<string, { header: { mode?: number; mtime?: Date; size?: number }; content: Buffer }>();
