@@ -140,8 +140,9 @@ export class RegistryLayerCache implements LayerCache {
       if (!outcome.ok) throw outcome.error;
     }
     await this.client.uploadBlob(this.repo, { digest: entry.configDigest, size: entry.config.length, open: async () => Readable.from([entry.config]) });
-    await this.client.putManifest(referenceWithTag(this.repo, keyTag(key.digest)), entry.manifest, MediaType.ociManifest);
-    await this.client.putManifest(referenceWithTag(this.repo, identityTag(key.identity)), entry.manifest, MediaType.ociManifest);
+    for (const tag of [keyTag(key.digest), identityTag(key.identity)]) {
+      await againAfterRace(() => this.client.putManifest(referenceWithTag(this.repo, tag), entry.manifest, MediaType.ociManifest));
+    }
     this.logger.debug({ key: key.digest, manifest: entry.manifestDigest }, `cached ${key.label} in ${this.description}`);
   }
 
@@ -169,5 +170,25 @@ export class RegistryLayerCache implements LayerCache {
     const from = layer.location;
     if (!from || from.registry !== this.repo.registry || from.repository === this.repo.repository) return undefined;
     return from.repository;
+  }
+}
+
+/** How long a manifest push waits before its one retry after a 400. */
+const RACE_PAUSE_MS = 250;
+
+/**
+ * A second try, a moment later, of a manifest push the registry refused with a 400. The
+ * registry (distribution 2.8, filesystem storage) truncates and rewrites a repository's
+ * link to a blob each time the blob is uploaded, so while another node stores the same
+ * step, the link can read as empty and the manifest's blobs as unknown
+ * (MANIFEST_BLOB_UNKNOWN, DIGEST_INVALID).
+ */
+async function againAfterRace<T>(push: () => Promise<T>): Promise<T> {
+  try {
+    return await push();
+  } catch (error) {
+    if (!isKilnError(error, 'REGISTRY_PROTOCOL')) throw error;
+    await new Promise((resolve) => setTimeout(resolve, RACE_PAUSE_MS));
+    return push();
   }
 }
