@@ -59,6 +59,15 @@ async function exists(path: string): Promise<boolean> {
   return lstat(path).then(() => true, () => false);
 }
 
+/** Sends `signal` to the shell whose script contains `marker`, found in the host's /proc. */
+async function signalScript(marker: string, signal: NodeJS.Signals): Promise<void> {
+  for (const name of await readdir('/proc')) {
+    if (!/^[0-9]+$/.test(name)) continue;
+    const cmdline = await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.startsWith('/bin/sh\0-c\0') && cmdline.includes(marker)) process.kill(Number(name), signal);
+  }
+}
+
 function collector(onChunk?: (text: string) => void): Writable & { text(): string } {
   const chunks: Buffer[] = [];
   const stream = new Writable({
@@ -97,6 +106,12 @@ async function runIn(rootDir: string, argv: string[], overrides: Partial<RunSpec
 const sh = (script: string) => ['/bin/sh', '-c', script];
 const exited0: RunResult = { kind: 'exited', code: 0 };
 
+/** The result without the changes an overlay reports (tested on their own below). */
+function statusOf(result: RunResult | undefined): RunResult | undefined {
+  if (result === undefined) return undefined;
+  return result.kind === 'exited' ? { kind: 'exited', code: result.code } : result;
+}
+
 describe('the chroot isolation as root', { skip: isRoot ? false : 'needs root', timeout: 120_000 }, () => {
   let rootDir: string;
   let etcMtime: number;
@@ -124,14 +139,14 @@ describe('the chroot isolation as root', { skip: isRoot ? false : 'needs root', 
 
   it('runs as root by default, with the image\'s user names', async () => {
     const { result, stdout } = await runIn(rootDir, ['id']);
-    assert.deepEqual(result, exited0);
+    assert.deepEqual(statusOf(result), exited0);
     assert.equal(stdout, 'uid=0(root) gid=0(root)\n');
     await assertNoTrace();
   });
 
   it('drops to the given uid, gid and supplementary groups', async () => {
     const { result, stdout } = await runIn(rootDir, ['id'], { user: { uid: NOBODY, gid: NOBODY, groups: [10, 20] } });
-    assert.deepEqual(result, exited0);
+    assert.deepEqual(statusOf(result), exited0);
     assert.equal(stdout, 'uid=65534(nobody) gid=65534(nobody) groups=10,20\n');
     await assertNoTrace();
   });
@@ -143,7 +158,7 @@ describe('the chroot isolation as root', { skip: isRoot ? false : 'needs root', 
 
   it('runs in the working directory, created for the user when missing', async () => {
     const { result, stdout } = await runIn(rootDir, ['pwd'], { cwd: '/work/app', user: { uid: NOBODY, gid: NOBODY, groups: [] } });
-    assert.deepEqual(result, exited0);
+    assert.deepEqual(statusOf(result), exited0);
     assert.equal(stdout, '/work/app\n');
     for (const dir of ['work', 'work/app']) {
       const stats = await stat(join(rootDir, dir));
@@ -172,7 +187,7 @@ describe('the chroot isolation as root', { skip: isRoot ? false : 'needs root', 
 
   it('provides the host\'s /etc/resolv.conf and /etc/hosts, and removes its placeholders', async () => {
     const { result, stdout } = await runIn(rootDir, sh('cat /etc/resolv.conf; echo ---; cat /etc/hosts; stat -c %a /etc/resolv.conf /etc/hosts'));
-    assert.deepEqual(result, exited0);
+    assert.deepEqual(statusOf(result), exited0);
     const expected = `${await readFile('/etc/resolv.conf', 'utf8').catch(() => '')}---\n${await readFile('/etc/hosts', 'utf8').catch(() => '')}644\n644\n`;
     assert.equal(stdout, expected);
     await assertNoTrace();
@@ -200,7 +215,7 @@ describe('the chroot isolation as root', { skip: isRoot ? false : 'needs root', 
 
   it('writes files into the root directory as the user it runs as', async () => {
     const { result } = await runIn(rootDir, ['touch', '/tmp/x'], { user: { uid: NOBODY, gid: NOBODY, groups: [] } });
-    assert.deepEqual(result, exited0);
+    assert.deepEqual(statusOf(result), exited0);
     const stats = await stat(join(rootDir, 'tmp/x'));
     assert.equal(stats.uid, NOBODY);
     assert.equal(stats.gid, NOBODY);
@@ -231,14 +246,14 @@ describe('the chroot isolation as root', { skip: isRoot ? false : 'needs root', 
   });
 
   it('streams output while the command runs', async () => {
-    // The command waits for a file the test creates only once it has seen the first line.
-    const go = join(rootDir, 'tmp/go');
+    // The command waits for a signal the test sends only once it has seen the first line.
+    const marker = `kiln-stream-${process.pid}-${Date.now()}`;
     const stdout = collector((text) => {
-      if (text.includes('first\n')) void writeFile(go, '');
+      if (text.includes('first\n')) void signalScript(marker, 'SIGUSR1');
     });
     const result = await runCommand(chrootIsolation(), {
       rootDir,
-      argv: sh('echo first; while [ ! -e /tmp/go ]; do sleep 0.05; done; echo second'),
+      argv: sh(`trap 'echo second; exit 0' USR1; echo first; while :; do sleep 0.05; done # ${marker}`),
       env: ['PATH=/bin'],
       cwd: '/',
       user: { uid: 0, gid: 0, groups: [] },
@@ -246,14 +261,13 @@ describe('the chroot isolation as root', { skip: isRoot ? false : 'needs root', 
       stderr: collector(),
       logger: silentLogger(),
     });
-    assert.deepEqual(result, exited0);
+    assert.deepEqual(statusOf(result), exited0);
     assert.equal(stdout.text(), 'first\nsecond\n');
-    await rm(go);
   });
 
   it('ends the step when the command exits, killing what it left in the background', async () => {
     const { result, stdout } = await runIn(rootDir, sh('(sleep 1000; touch /tmp/late) & echo started'));
-    assert.deepEqual(result, exited0);
+    assert.deepEqual(statusOf(result), exited0);
     assert.equal(stdout, 'started\n');
     assert.equal(await exists(join(rootDir, 'tmp/late')), false);
     await assertNoTrace();
@@ -261,7 +275,7 @@ describe('the chroot isolation as root', { skip: isRoot ? false : 'needs root', 
 
   it('passes no descriptor of kiln\'s to the command', async () => {
     const outcome = await runAsUser(0, { rootDir, argv: ['ls', '/proc/self/fd'] });
-    assert.deepEqual(outcome.result, exited0);
+    assert.deepEqual(statusOf(outcome.result), exited0);
     // ls's own descriptor for the directory it lists is the only extra one.
     assert.deepEqual(outcome.stdout!.trim().split('\n').map(Number).sort(), [0, 1, 2, 3]);
   });
@@ -271,7 +285,7 @@ describe('the chroot isolation as root', { skip: isRoot ? false : 'needs root', 
     await writeFile(own, 'nameserver 192.0.2.1\n');
     const hostBefore = await readFile('/etc/resolv.conf', 'utf8');
     const { result, stdout } = await runIn(rootDir, sh('cat /etc/resolv.conf; echo nameserver 192.0.2.99 > /etc/resolv.conf'));
-    assert.deepEqual(result, exited0);
+    assert.deepEqual(statusOf(result), exited0);
     assert.equal(stdout, hostBefore);
     assert.equal(await readFile(own, 'utf8'), 'nameserver 192.0.2.1\n');
     assert.equal(await readFile('/etc/resolv.conf', 'utf8'), hostBefore);
@@ -287,13 +301,77 @@ describe('the chroot isolation as root', { skip: isRoot ? false : 'needs root', 
   });
 });
 
+describe('the chroot isolation on an overlay', { skip: isRoot ? false : 'needs root', timeout: 120_000 }, () => {
+  /** Entries beside the root directory: the overlay's scratch directory must be gone. */
+  async function besideRoot(rootDir: string): Promise<string[]> {
+    return readdir(join(rootDir, '..'));
+  }
+
+  it('moves what the command wrote into the root and says which paths it touched', async () => {
+    const rootDir = await busyboxRoot('overlay-changes');
+    const before = await besideRoot(rootDir);
+    const script = [
+      'echo hi > /tmp/new',
+      'mkdir -p /opt/a/b && echo x > /opt/a/b/c',
+      'rm /bin/ls',
+      'echo "guest:x:1000:1000::/:/bin/sh" >> /etc/passwd',
+      'chmod 751 /',
+      'rm -rf /usr/sbin && mkdir /usr/sbin && echo tool > /usr/sbin/tool',
+    ].join(' && ');
+    const { result } = await runIn(rootDir, sh(script), { cwd: '/srv/app' });
+    assert.deepEqual(statusOf(result), exited0);
+    assert.equal(result.kind, 'exited');
+    const changes = result.kind === 'exited' ? result.changes : undefined;
+    assert.ok(changes, 'the command ran on an overlay');
+    assert.deepEqual(changes.subtrees.sort(), ['/bin/ls', '/opt', '/srv', '/usr/sbin']);
+    // /etc/passwd changed in place: /etc itself did not, so it is no entry.
+    assert.deepEqual(changes.entries.sort(), ['/', '/bin', '/etc/passwd', '/tmp', '/tmp/new', '/usr']);
+    assert.equal((await stat(rootDir)).mode & 0o7777, 0o751);
+    assert.equal(await readFile(join(rootDir, 'tmp/new'), 'utf8'), 'hi\n');
+    assert.equal(await readFile(join(rootDir, 'opt/a/b/c'), 'utf8'), 'x\n');
+    assert.equal(await exists(join(rootDir, 'bin/ls')), false);
+    assert.match(await readFile(join(rootDir, 'etc/passwd'), 'utf8'), /^root:.*\nguest:x:1000/s);
+    // The opaque /usr/sbin replaced the image's: none of its applets is left.
+    assert.deepEqual(await readdir(join(rootDir, 'usr/sbin')), ['tool']);
+    assert.equal(await exists(join(rootDir, 'srv/app')), true);
+    assert.equal((await stat(join(rootDir, 'tmp'))).mode & 0o7777, 0o1777);
+    assert.deepEqual(await besideRoot(rootDir), before);
+    assert.deepEqual(await mountsUnder(rootDir), []);
+  });
+
+  it('leaves the root as it was when the command fails', async () => {
+    const rootDir = await busyboxRoot('overlay-failure');
+    const { result } = await runIn(rootDir, sh('echo x > /tmp/left && rm /bin/cat && exit 3'));
+    assert.deepEqual(result, { kind: 'exited', code: 3 });
+    assert.equal(await exists(join(rootDir, 'tmp/left')), false);
+    assert.equal(await exists(join(rootDir, 'bin/cat')), true);
+    assert.deepEqual(await mountsUnder(rootDir), []);
+  });
+
+  it('writes to the root directly when the overlay is turned off, and reports no changes', async () => {
+    const rootDir = await busyboxRoot('overlay-off');
+    const result = await runCommand(chrootIsolation({ overlay: false }), {
+      rootDir,
+      argv: sh('echo direct > /tmp/direct'),
+      env: ['PATH=/bin'],
+      cwd: '/',
+      user: { uid: 0, gid: 0, groups: [] },
+      stdout: collector(),
+      stderr: collector(),
+      logger: silentLogger(),
+    });
+    assert.deepEqual(result, exited0);
+    assert.equal(await readFile(join(rootDir, 'tmp/direct'), 'utf8'), 'direct\n');
+  });
+});
+
 describe('the chroot isolation in a scratch image', { skip: isRoot ? false : 'needs root', timeout: 60_000 }, () => {
   it('runs a static binary in an image with no shell and no /etc', async () => {
     const rootDir = join(base, 'scratch');
     await mkdir(rootDir);
     await writeFile(join(rootDir, 'busybox'), await readFile('/bin/busybox'), { mode: 0o755 });
     const { result, stdout } = await runIn(rootDir, ['/busybox', 'cat', '/etc/hosts'], { env: [] });
-    assert.deepEqual(result, exited0);
+    assert.deepEqual(statusOf(result), exited0);
     assert.equal(stdout, await readFile('/etc/hosts', 'utf8'));
     assert.deepEqual(await readdir(rootDir), ['busybox']);
     assert.deepEqual(await mountsUnder(rootDir), []);
@@ -356,7 +434,7 @@ describe('the chroot isolation as an unprivileged user', { skip: isRoot ? false 
   it('runs the command as root of a user namespace, creating files as the unprivileged user', async () => {
     const outcome = await runAsUser(NOBODY, { rootDir, argv: sh('id; echo $$; touch /tmp/x; cat /etc/resolv.conf') });
     assert.equal(outcome.error, undefined);
-    assert.deepEqual(outcome.result, exited0);
+    assert.deepEqual(statusOf(outcome.result), exited0);
     const [id, pid, ...resolv] = outcome.stdout!.split('\n');
     assert.equal(id, 'uid=0(root) gid=0(root)');
     assert.ok(Number(pid) > 1 && Number(pid) < 100);
@@ -395,7 +473,7 @@ describe('the chroot isolation with a user namespace forced, as root', { skip: i
       stderr: collector(),
       logger: silentLogger(),
     });
-    assert.deepEqual(result, exited0);
+    assert.deepEqual(statusOf(result), exited0);
     assert.equal(stdout.text(), 'uid=0(root) gid=0(root)\n');
     assert.equal((await stat(join(rootDir, 'tmp/y'))).uid, 0);
     assert.deepEqual(await mountsUnder(rootDir), []);

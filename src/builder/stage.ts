@@ -247,7 +247,7 @@ async function changesOf(outcome: StepOutcome, snapshotter: Snapshotter): Promis
     case 'metadata':
       return undefined;
     case 'paths':
-      return snapshotter.scanPaths(outcome.effect.paths);
+      return snapshotter.scanPaths(outcome.effect.paths, outcome.effect.entries);
     case 'scan':
       return snapshotter.scan();
   }

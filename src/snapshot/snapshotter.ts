@@ -151,25 +151,45 @@ export class Snapshotter {
    * ADD wrote — without walking the rest of the root. A change elsewhere stays unseen until
    * the next `scan`. Ancestors are looked at so that directories COPY created enter the
    * index, and so that a path behind a symlinked ancestor is never looked up outside the root.
+   * `entries` are looked at alone, without their subtrees: directories a RUN on an overlay
+   * changed something in, where only the overlay's own entries below them moved.
    */
-  async scanPaths(paths: readonly string[]): Promise<ChangeSet> {
+  async scanPaths(paths: readonly string[], entries: readonly string[] = []): Promise<ChangeSet> {
     const detector = this.ready();
     const started = performance.now();
     const readsBefore = detector.filesRead;
-    const roots = topMost(paths.map((path) => posix.resolve('/', path)).filter((path) => !this.ignore.isIgnored(path)));
+    const wanted = (list: readonly string[]) => list.map((path) => posix.resolve('/', path)).filter((path) => !this.ignore.isIgnored(path));
+    const roots = topMost(wanted(paths));
     if (roots.length === 1 && roots[0] === '/') return this.scan();
+    const insideRoot = underAny(roots);
+    const alone = [...new Set(wanted(entries))].filter((path) => !insideRoot(path)).sort();
     const scan = new Scan(this.fileIndex, detector, this.racy, Date.now() - RACY_WINDOW_MS, 'every-path');
     const swept: string[] = [];
+    let threads = 1;
+    for (const path of alone) {
+      const scope = this.visitAncestors(path, scan);
+      if (scope.kind === 'nothing') continue;
+      if (scope.kind === 'sweep-only') {
+        swept.push(scope.root);
+        continue;
+      }
+      const fsPath = fsPathOf(this.rootDir, path);
+      const stats = lstatEntry(fsPath, path);
+      if (stats !== undefined) scan.visit(entryOf(path, fsPath, stats));
+      else swept.push(path);
+    }
     for (const root of roots) {
       const scope = this.visitAncestors(root, scan);
       if (scope.kind === 'nothing') continue;
       swept.push(scope.root);
-      if (scope.kind === 'walk') for (const entry of walk(this.walkOptions(root, scan.onSkip))) scan.visit(entry);
+      if (scope.kind !== 'walk') continue;
+      if (!this.closed && this.threads > 1) threads = Math.max(threads, await this.walkInParallel(scan, root));
+      else for (const entry of walk(this.walkOptions(root, scan.onSkip))) scan.visit(entry);
     }
-    this.sweep(scan, swept);
+    if (swept.length > 0) this.sweep(scan, swept);
     for (const path of scan.seen!) if (!scan.racyNow.has(path)) this.racy.delete(path);
     for (const path of scan.racyNow) this.racy.add(path);
-    const result = this.finish(scan, started, { scope: 'paths', threads: 1, deletions: 'swept', filesRead: detector.filesRead - readsBefore });
+    const result = this.finish(scan, started, { scope: 'paths', threads, deletions: 'swept', filesRead: detector.filesRead - readsBefore });
     this.prepareParallel();
     return result;
   }
@@ -234,14 +254,15 @@ export class Snapshotter {
   }
 
   /**
-   * The whole root on several threads: workers take the subtrees of the plan (when the
-   * index is big enough for one) and the new directories the main thread hands them; the
-   * main thread walks the rest (where the ignore list applies) and compares every entry.
-   * Returns the threads that walked.
+   * The root (or the subtree at `from`) on several threads: workers take the subtrees of
+   * the plan (when the whole root is walked and the index is big enough for one) and the
+   * new directories the main thread hands them; the main thread walks the rest (where the
+   * ignore list applies) and compares every entry. Returns the threads that walked.
    */
-  private async walkInParallel(scan: Scan): Promise<number> {
-    if (this.parallel() && this.planIsStale()) this.plan = planWalk(this.fileIndex, this.ignore, this.threads);
-    const plan = this.parallel() ? this.plan : undefined;
+  private async walkInParallel(scan: Scan, from = '/'): Promise<number> {
+    const wholeRoot = from === '/';
+    if (wholeRoot && this.parallel() && this.planIsStale()) this.plan = planWalk(this.fileIndex, this.ignore, this.threads);
+    const plan = wholeRoot && this.parallel() ? this.plan : undefined;
     let running: ParallelWalk | undefined;
     const workers = () =>
       (running ??= (this.pool ??= new WalkerPool(this.threads)).start({ rootDir: this.rootDir, mounts: this.mounts, assigned: plan?.assigned ?? new Set() }, (batch) => {
@@ -251,7 +272,7 @@ export class Snapshotter {
     for (const task of plan?.tasks ?? []) workers().add(task);
     const handOff = new NewLeafHandOff(this.fileIndex, (roots) => workers().add(roots));
     try {
-      for (const entry of walk({ ...this.walkOptions('/', scan.onSkip), exclude: plan?.assigned, handOff: handOff.offer })) scan.visit(entry);
+      for (const entry of walk({ ...this.walkOptions(from, scan.onSkip), exclude: plan?.assigned, handOff: handOff.offer })) scan.visit(entry);
       handOff.flush();
     } catch (err) {
       await running?.finish().catch(() => undefined);

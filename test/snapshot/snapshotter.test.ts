@@ -289,6 +289,24 @@ for (const mode of MODES) {
       await h.done();
     }
   });
+
+  test(`${mode}: scanPaths looks at entries alone, their subtrees left for later`, async () => {
+    const h = await start(mode);
+    try {
+      await sleep(15);
+      writeFileSync(h.at('app/new.js'), 'new');
+      appendFileSync(h.at('app/lib/util.js'), '// not listed\n');
+      rmSync(h.at('data/file'));
+      // What a RUN on an overlay reports: the directory it wrote in and the new file as
+      // entries, the deleted file as a subtree; a path inside a subtree is no entry of its own.
+      const result = await h.snap.scanPaths(['/data/file', '/srv'], ['/app', '/app/new.js', '/data/file', '/srv/inside']);
+      // Ancestors are looked at as ever: /data's times moved with the deletion.
+      assert.deepEqual(result, { changed: mode === 'full' ? ['/app/new.js'] : ['/app', '/app/new.js', '/data'], deleted: ['/data/file'] });
+      assert.deepEqual(await h.snap.scan(), { changed: ['/app/lib/util.js'], deleted: [] });
+    } finally {
+      await h.done();
+    }
+  });
 }
 
 test('scanPaths never follows a symlinked ancestor out of the root', async () => {

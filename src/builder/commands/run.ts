@@ -3,7 +3,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runScriptOf, type RunInstruction } from '../../dockerfile/index.js';
 import { KilnError } from '../../util/errors.js';
-import { runCommand } from '../isolation/index.js';
+import { runCommand, type RunResult } from '../isolation/index.js';
 import { resolveUser } from '../users.js';
 import { atLine } from './located.js';
 import { shellOf } from './metadata.js';
@@ -32,8 +32,9 @@ export async function executeRun(instruction: RunInstruction, ctx: StepContext):
     await writeFile(scriptFile, script.content, { mode: 0o755 });
     argv = [...shellOf(ctx.config), `/${name}`];
   }
+  let result: RunResult;
   try {
-    const result = await runCommand(ctx.isolation, {
+    result = await runCommand(ctx.isolation, {
       rootDir: ctx.rootDir,
       argv,
       env,
@@ -54,7 +55,8 @@ export async function executeRun(instruction: RunInstruction, ctx: StepContext):
   } finally {
     if (scriptFile) await rm(scriptFile, { force: true });
   }
-  return { config: ctx.config, effect: { kind: 'scan' } };
+  const changes = result.kind === 'exited' ? result.changes : undefined;
+  return { config: ctx.config, effect: changes ? { kind: 'paths', paths: changes.subtrees, entries: changes.entries } : { kind: 'scan' } };
 }
 
 function abbreviate(text: string): string {

@@ -8,8 +8,11 @@ import type { Isolation } from '../isolation/index.js';
 export type CommandEffect =
   /** Only the image config changed: no snapshot, an empty-layer history entry. */
   | { kind: 'metadata' }
-  /** Exactly these image paths were written (COPY, ADD, WORKDIR): stat only them. */
-  | { kind: 'paths'; paths: string[] }
+  /**
+   * Exactly these image paths were written (COPY, ADD, WORKDIR, a RUN on an overlay): stat
+   * only them and their subtrees, and `entries` without their subtrees.
+   */
+  | { kind: 'paths'; paths: string[]; entries?: string[] }
   /** A process ran: anything may have changed, walk the whole root. */
   | { kind: 'scan' };
 

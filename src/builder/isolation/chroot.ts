@@ -20,7 +20,8 @@ import { INIT_BOOTSTRAP, INIT_SOURCE, type InitPlan } from './init.js';
 import { setupSteps, type NamespaceMode } from './mounts.js';
 import { FRAME, demultiplex, type Frame } from './output.js';
 import { Placeholders } from './placeholders.js';
-import type { Isolation, RunResult, RunSpec, RunUser } from './types.js';
+import { OverlayScratch, type OverlayReport } from './overlay.js';
+import type { Isolation, RunChanges, RunResult, RunSpec, RunUser } from './types.js';
 import { ensureWorkdir } from './workdir.js';
 
 /** Docker's default capabilities for a container, which RUN commands keep as root. */
@@ -35,14 +36,36 @@ const DIAGNOSTICS_LIMIT = 16 * 1024;
 export interface ChrootOptions {
   /** `auto` (the default): a user namespace only when kiln is not root. */
   userNamespace?: 'auto' | 'always';
+  /** Run commands on an overlay over the root (see overlay.ts); default true, as root. */
+  overlay?: boolean;
 }
 
 export function chrootIsolation(options: ChrootOptions = {}): Isolation {
   const mode: NamespaceMode = options.userNamespace === 'always' || process.getuid?.() !== 0 ? 'user-namespace' : 'root';
-  return { kind: 'chroot', run: (spec) => runChrooted(spec, mode) };
+  // A user namespace would need overlayfs's `userxattr` whiteouts; those commands run on the root itself.
+  const overlay = new OverlayUse(options.overlay !== false && mode === 'root');
+  return { kind: 'chroot', run: (spec) => runChrooted(spec, mode, overlay) };
 }
 
-async function runChrooted(spec: RunSpec, mode: NamespaceMode): Promise<RunResult> {
+/** Whether RUN commands still try the overlay: after it fails once, the build's later steps do not. */
+class OverlayUse {
+  constructor(private wanted: boolean) {}
+
+  async scratch(rootDir: string, logger: RunSpec['logger']): Promise<OverlayScratch | undefined> {
+    if (!this.wanted) return undefined;
+    const prepared = await OverlayScratch.beside(rootDir);
+    if (prepared.kind === 'ready') return prepared.scratch;
+    this.giveUp(prepared.reason, logger);
+    return undefined;
+  }
+
+  giveUp(reason: string, logger: RunSpec['logger']): void {
+    this.wanted = false;
+    logger.debug({ reason }, 'RUN commands write to the root directly; kiln walks the root after each');
+  }
+}
+
+async function runChrooted(spec: RunSpec, mode: NamespaceMode, overlayUse: OverlayUse): Promise<RunResult> {
   const rootDir = resolve(spec.rootDir);
   const rootStats = await stat(rootDir).catch(() => undefined);
   if (!rootStats?.isDirectory()) throw new KilnError('ISOLATION', `The root directory ${rootDir} does not exist.`);
@@ -55,6 +78,32 @@ async function runChrooted(spec: RunSpec, mode: NamespaceMode): Promise<RunResul
   const workdir = await ensureWorkdir(rootDir, spec.cwd, mode === 'root' ? spec.user : undefined);
   const executable = await findExecutable(rootDir, spec.argv[0] ?? '', env, workdir.imagePath);
 
+  const overlay = await overlayUse.scratch(rootDir, spec.logger);
+  try {
+    const report = await runInRoot(spec, mode, rootDir, workdir.hostPath, executable, env, overlay);
+    const result = report.result;
+    if (overlay === undefined || result.kind !== 'exited' || result.code !== 0) return result;
+    const changes = await changesFrom(overlay, report.overlay, overlayUse, spec.logger);
+    if (changes && workdir.created) changes.subtrees.push(workdir.created);
+    return { ...result, changes };
+  } finally {
+    await overlay?.remove();
+  }
+}
+
+/** The command's changes as the overlay recorded them, moved into the root; none when it was not mounted. */
+async function changesFrom(overlay: OverlayScratch, report: OverlayReport | undefined, overlayUse: OverlayUse, logger: RunSpec['logger']): Promise<RunChanges | undefined> {
+  if (report?.kind === 'unavailable') {
+    overlayUse.giveUp(report.reason, logger);
+    return undefined;
+  }
+  if (report?.kind !== 'mounted') {
+    throw new KilnError('ISOLATION', `Cannot read what the command changed on its overlay: ${report?.reason ?? 'the init did not say'}.`);
+  }
+  return overlay.merge(report.opaque);
+}
+
+async function runInRoot(spec: RunSpec, mode: NamespaceMode, rootDir: string, workdir: string, executable: string, env: Record<string, string>, overlay: OverlayScratch | undefined): Promise<InitReport> {
   const scratch = await mkdtemp(join(tmpdir(), 'kiln-run-'));
   const placeholders = new Placeholders(rootDir);
   try {
@@ -69,20 +118,21 @@ async function runChrooted(spec: RunSpec, mode: NamespaceMode): Promise<RunResul
       hosts: await placeholders.ensure('/etc/hosts', 'file'),
     };
     const plan: InitPlan = {
+      overlay: overlay?.plan(scratch),
       steps: setupSteps(targets, sources, mode),
       command: [
         hostTool('setpriv'),
         '--bounding-set', ['-all', ...DOCKER_CAPABILITIES.map((cap) => `+${cap}`)].join(','),
         ...identityArgs(spec.user, mode),
         '--',
-        hostTool('nsenter'), `--root=${rootDir}`, `--wd=${workdir.hostPath}`,
+        hostTool('nsenter'), `--root=${rootDir}`, `--wd=${workdir}`,
         ...(spec.user.uid === 0 ? [] : ['-S', String(spec.user.uid)]),
         '--',
         executable, ...spec.argv.slice(1),
       ],
       env,
     };
-    spec.logger.debug({ isolation: 'chroot', mode, rootDir, argv: spec.argv, user: spec.user, cwd: spec.cwd }, 'running a command');
+    spec.logger.debug({ isolation: 'chroot', mode, rootDir, overlay: overlay !== undefined, argv: spec.argv, user: spec.user, cwd: spec.cwd }, 'running a command');
     return await startInit(plan, mode, spec.stdout, spec.stderr);
   } finally {
     await placeholders.remove(spec.logger);
@@ -109,7 +159,13 @@ async function copyHostFile(from: string, to: string): Promise<void> {
   await chmod(to, 0o644);
 }
 
-function startInit(plan: InitPlan, mode: NamespaceMode, stdout: Writable, stderr: Writable): Promise<RunResult> {
+/** The init's last word on a command that ran (see init.ts). */
+interface InitReport {
+  result: RunResult;
+  overlay?: OverlayReport;
+}
+
+function startInit(plan: InitPlan, mode: NamespaceMode, stdout: Writable, stderr: Writable): Promise<InitReport> {
   const unshareArgs = ['--mount', '--pid', '--fork', '--kill-child', '--propagation', 'private'];
   if (mode === 'user-namespace') unshareArgs.push('--user', '--map-root-user');
   const child = spawn(
@@ -118,13 +174,13 @@ function startInit(plan: InitPlan, mode: NamespaceMode, stdout: Writable, stderr
     { cwd: '/', env: {}, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] },
   );
   return new Promise((resolvePromise, reject) => {
-    let status: RunResult | undefined;
+    let status: InitReport | undefined;
     let failure: string | undefined;
     let diagnostics = '';
     demultiplex(child.stdout!, { [FRAME.stdout]: stdout, [FRAME.stderr]: stderr }, (frame: Frame) => {
       try {
         const body = JSON.parse(frame.payload.toString('utf8'));
-        if (frame.type === FRAME.status) status = body as RunResult;
+        if (frame.type === FRAME.status) status = body as InitReport;
         else if (frame.type === FRAME.error) failure = String(body.message);
       } catch {
         failure = 'the init sent a report kiln cannot read';

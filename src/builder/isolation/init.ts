@@ -8,7 +8,8 @@
 // command behaves as it does under the `none` isolation.
 //
 // The init talks to kiln over one channel, its stdout, in frames (see output.ts): the
-// command's stdout and stderr, then a status or an error. Every other descriptor it
+// command's stdout and stderr, then a status (the command's result and, when it ran on an
+// overlay, the overlay's opaque directories) or an error. Every other descriptor it
 // inherited, fd 3 (source and plan) included, is closed before the command starts, so the
 // command gets nothing but fresh pipes. When the command exits, every other process of the
 // namespace is killed, so a background process cannot keep the output open and the step
@@ -18,6 +19,8 @@
 // the same way whether kiln runs from TypeScript sources or compiled. It arrives with the
 // plan on fd 3 rather than on the command line, which stays short for `ps`.
 
+import type { OverlayPlan } from './overlay.js';
+
 /** One preparation step, run in order inside the new mount namespace before the command. */
 export type SetupStep =
   | { op: 'run'; argv: string[]; what: string }
@@ -26,6 +29,8 @@ export type SetupStep =
   | { op: 'symlink'; target: string; path: string; what: string };
 
 export interface InitPlan {
+  /** Mounted before `steps`; when that fails the command runs on the root itself (see overlay.ts). */
+  overlay?: OverlayPlan;
   steps: SetupStep[];
   /** Host executable first (setpriv), ending in nsenter and the command inside the image. */
   command: string[];
@@ -74,7 +79,7 @@ for (const name of fs.readdirSync('/proc/self/fd')) {
   } catch { /* gone already */ }
 }
 
-for (const step of plan.steps) {
+function runStep(step) {
   try {
     if (step.op === 'run') {
       childProcess.execFileSync(step.argv[0], step.argv.slice(1), { env: {}, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -85,11 +90,69 @@ for (const step of plan.steps) {
     } else if (step.op === 'symlink') {
       fs.symlinkSync(step.target, step.path);
     } else {
-      fail('unknown setup step ' + step.op);
+      throw new Error('unknown setup step ' + step.op);
     }
   } catch (error) {
     const detail = (error.stderr && String(error.stderr).trim()) || error.message;
-    fail(step.what + ' failed: ' + detail);
+    throw new Error(step.what + ' failed: ' + detail);
+  }
+}
+
+// An opaque directory of the upper layer hides everything the lower one had there. Node
+// cannot read the xattr that marks it, so the listings tell: an opaque directory lacks a
+// lower entry that no whiteout deletes. Only directories both layers have can be opaque in
+// a way that matters; nothing is below a new one in the lower layer.
+function opaqueDirectories(overlay) {
+  const found = [];
+  const isWhiteout = (path) => {
+    try {
+      const stats = fs.lstatSync(path);
+      return stats.isCharacterDevice() && stats.rdev === 0;
+    } catch { return false; }
+  };
+  const isOpaque = (path) => {
+    const merged = new Set(fs.readdirSync(overlay.merged + path));
+    return fs.readdirSync(overlay.lower + path).some((name) => !merged.has(name) && !isWhiteout(overlay.upper + path + '/' + name));
+  };
+  const visit = (dir) => {
+    for (const entry of fs.readdirSync(overlay.upper + dir, { withFileTypes: true })) {
+      if (!entry.isDirectory()) continue;
+      const path = dir + '/' + entry.name;
+      let lower;
+      try { lower = fs.lstatSync(overlay.lower + path); } catch { continue; }
+      if (!lower.isDirectory()) continue;
+      if (isOpaque(path)) found.push(path);
+      else visit(path);
+    }
+  };
+  visit('');
+  return found;
+}
+
+let overlayFailure;
+if (plan.overlay) {
+  try {
+    for (const step of plan.overlay.steps) runStep(step);
+  } catch (error) {
+    overlayFailure = error.message;
+  }
+}
+
+function overlayReport() {
+  if (!plan.overlay) return undefined;
+  if (overlayFailure !== undefined) return { kind: 'unavailable', reason: overlayFailure };
+  try {
+    return { kind: 'mounted', opaque: opaqueDirectories(plan.overlay) };
+  } catch (error) {
+    return { kind: 'unreadable', reason: error.message };
+  }
+}
+
+for (const step of plan.steps) {
+  try {
+    runStep(step);
+  } catch (error) {
+    fail(error.message);
   }
 }
 
@@ -105,7 +168,8 @@ child.on('exit', () => {
   try { process.kill(-1, 'SIGKILL'); } catch { /* nothing else was running */ }
 });
 child.on('close', (code, signal) => {
-  send(FRAME.status, JSON.stringify(signal ? { kind: 'signaled', signal } : { kind: 'exited', code }));
+  const result = signal ? { kind: 'signaled', signal } : { kind: 'exited', code };
+  send(FRAME.status, JSON.stringify({ result, overlay: code === 0 ? overlayReport() : undefined }));
   process.exit(0);
 });
 `;

@@ -39,7 +39,7 @@ export interface MountSources {
 export type NamespaceMode = 'root' | 'user-namespace';
 
 /** One line of a mount table (fstab(5)): what `mount` would take as arguments. */
-interface Mount {
+export interface Mount {
   source: string;
   target: string;
   type: string;
@@ -81,7 +81,7 @@ export function setupSteps(targets: MountTargets, sources: MountSources, mode: N
 }
 
 /** Writes `mounts` as a table at `path` and mounts them all, in order. */
-function mountTable(mounts: readonly Mount[], path: string, what: string): SetupStep[] {
+export function mountTable(mounts: readonly Mount[], path: string, what: string): SetupStep[] {
   const content = mounts.map((m) => [m.source, m.target, m.type, m.options, '0', '0'].map(fstabField).join(' ')).join('\n') + '\n';
   return [
     { op: 'file', path, content, what: `writing the mount table for ${what.replace(/^mounting /, '')}` },

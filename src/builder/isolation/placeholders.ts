@@ -1,7 +1,8 @@
 // Mount points a chroot RUN needs but the image may lack (/proc, /dev, /sys, /etc,
 // /etc/resolv.conf, /etc/hosts). kiln creates the missing ones before the command and
-// removes them afterwards, restoring the times of the directory they were made in, so that
-// the snapshot of the root after the step shows nothing kiln added for its own use.
+// removes them afterwards, restoring the times of the directory they were made in (right
+// after making them as well), so that the snapshot of the root after the step shows nothing
+// kiln added for its own use.
 import { lstat, mkdir, rmdir, unlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KilnError } from '../../util/errors.js';
@@ -51,6 +52,9 @@ export class Placeholders {
         throw new KilnError('ISOLATION', `Cannot create ${path} in the image to mount over it: ${(error as Error).message}.`, { cause: error });
       }
       if (times) this.times.push(times);
+      // Put back at once too: a RUN on an overlay sees the directory as it is now.
+      const before = this.times.find((t) => t.hostPath === parent);
+      if (before) await restoreTimes(before);
       this.created.push({ hostPath: current, kind: want });
     }
     return hostPath;
@@ -67,9 +71,9 @@ export class Placeholders {
       }
     }
     this.created.length = 0;
-    for (const { hostPath, atimeMs, mtimeMs } of this.times.reverse()) {
-      await utimes(hostPath, atimeMs / 1000, mtimeMs / 1000).catch((error: unknown) => {
-        logger.debug({ path: hostPath, err: error }, 'could not restore the times of a directory in the image');
+    for (const times of this.times.reverse()) {
+      await restoreTimes(times).catch((error: unknown) => {
+        logger.debug({ path: times.hostPath, err: error }, 'could not restore the times of a directory in the image');
       });
     }
     this.times.length = 0;
@@ -81,4 +85,8 @@ export class Placeholders {
     const stats = await lstat(dir);
     return { hostPath: dir, atimeMs: stats.atimeMs, mtimeMs: stats.mtimeMs };
   }
+}
+
+function restoreTimes({ hostPath, atimeMs, mtimeMs }: Times): Promise<void> {
+  return utimes(hostPath, atimeMs / 1000, mtimeMs / 1000);
 }

@@ -24,7 +24,18 @@ export interface RunSpec {
   logger: Logger;
 }
 
-export type RunResult = { kind: 'exited'; code: number } | { kind: 'signaled'; signal: string };
+/**
+ * What a command changed, image paths, when the isolation saw it write (on an overlay):
+ * `subtrees` are new, replaced or deleted, everything below them included; `entries` are
+ * single paths, directories among them changed only in what the lists name below them.
+ */
+export interface RunChanges {
+  subtrees: string[];
+  entries: string[];
+}
+
+/** `changes` only when the command exited 0 and the isolation knows them; otherwise the root must be walked. */
+export type RunResult = { kind: 'exited'; code: number; changes?: RunChanges } | { kind: 'signaled'; signal: string };
 
 export type IsolationKind = 'none' | 'chroot';
 

@@ -10,17 +10,25 @@ export interface Owner {
   gid: number;
 }
 
+export interface Workdir extends RootPath {
+  /** The top-most directory (an image path) kiln had to create, when any. */
+  created?: string;
+}
+
 /**
  * Makes sure `cwd` exists below `rootDir` and returns where it is, symlinks resolved. `owner`
  * is the host identity created directories get; without one they keep kiln's own.
  */
-export async function ensureWorkdir(rootDir: string, cwd: string, owner: Owner | undefined): Promise<RootPath> {
-  const resolved = await resolveInRoot(rootDir, cwd);
+export async function ensureWorkdir(rootDir: string, cwd: string, owner: Owner | undefined): Promise<Workdir> {
+  const resolved: Workdir = await resolveInRoot(rootDir, cwd);
   let current = rootDir;
+  let imagePath = '';
   for (const part of resolved.imagePath.split('/').filter(Boolean)) {
     current = join(current, part);
+    imagePath += `/${part}`;
     const stats = await lstat(current).catch(() => undefined);
     if (stats === undefined) {
+      resolved.created ??= imagePath;
       await mkdir(current, { mode: 0o755 }).catch((error: NodeJS.ErrnoException) => {
         throw new KilnError('RUN_FAILED', `Cannot create the working directory ${cwd} in the image: ${error.message}.`, { cause: error });
       });
