@@ -131,6 +131,18 @@ test('RUN: shell and exec forms, heredocs, heredoc with #!, SHELL', async () => 
   assert.equal(run.stdout, 'cmd through /bin/ash\n', run.stderr);
 });
 
+test('RUN deletions and replacements reach the image: files, directories, a directory made again', async () => {
+  const { result } = await corpus.buildAndPush('run-deletions', 'corpus/run-deletions:1', ['--verbosity', 'debug']);
+  // The three RUNs after the one that makes the root large ran on an overlay.
+  assert.equal(result.stderr.split("moved the command's changes from its overlay").length - 1, 3, result.stderr.slice(-4000));
+  const root = await corpus.rootfs('corpus/run-deletions:1');
+  assert.deepEqual(readdirSync(join(root, 'data')), ['fresh']);
+  assert.equal(readIn(root, 'swap'), 'now-a-file\n');
+  assert.equal(readdirSync(join(root, 'bulk')).length, 200);
+  const run = await corpus.run('corpus/run-deletions:1');
+  assert.equal(run.stdout, 'fresh\nnow-a-file\n200\n', run.stderr);
+});
+
 test('RUN as USER (from /etc/passwd and numeric), in WORKDIR, with ENV and ARG', async () => {
   await corpus.buildAndPush('run-as-user', 'corpus/run-as-user:1');
   const config = await corpus.config('corpus/run-as-user:1');

@@ -98,6 +98,7 @@ async function runIn(rootDir: string, argv: string[], overrides: Partial<RunSpec
     stdout,
     stderr,
     logger: silentLogger(),
+    recordChanges: true,
     ...overrides,
   });
   return { result, stdout: stdout.text(), stderr: stderr.text() };
@@ -260,6 +261,7 @@ describe('the chroot isolation as root', { skip: isRoot ? false : 'needs root', 
       stdout,
       stderr: collector(),
       logger: silentLogger(),
+      recordChanges: true,
     });
     assert.deepEqual(statusOf(result), exited0);
     assert.equal(stdout.text(), 'first\nsecond\n');
@@ -339,6 +341,25 @@ describe('the chroot isolation on an overlay', { skip: isRoot ? false : 'needs r
     assert.deepEqual(await mountsUnder(rootDir), []);
   });
 
+  it('replaces a directory by a file, a symlink by a directory, and a file by a symlink', async () => {
+    const rootDir = await busyboxRoot('overlay-replace');
+    const script = [
+      'rm -rf /root && echo file > /root',
+      'rm /usr/bin/env && mkdir /usr/bin/env && echo inside > /usr/bin/env/x',
+      'rm /etc/group && ln -s passwd /etc/group',
+    ].join(' && ');
+    const { result } = await runIn(rootDir, sh(script));
+    const changes = result.kind === 'exited' ? result.changes : undefined;
+    assert.ok(changes, 'the command ran on an overlay');
+    assert.deepEqual(changes.subtrees.sort(), ['/root', '/usr/bin/env']);
+    assert.ok(changes.entries.includes('/etc/group'));
+    assert.equal(await readFile(join(rootDir, 'root'), 'utf8'), 'file\n');
+    assert.equal(await readFile(join(rootDir, 'usr/bin/env/x'), 'utf8'), 'inside\n');
+    assert.equal((await lstat(join(rootDir, 'usr/bin/env'))).isDirectory(), true);
+    assert.equal((await lstat(join(rootDir, 'etc/group'))).isSymbolicLink(), true);
+    assert.deepEqual(await mountsUnder(rootDir), []);
+  });
+
   it('leaves the root as it was when the command fails', async () => {
     const rootDir = await busyboxRoot('overlay-failure');
     const { result } = await runIn(rootDir, sh('echo x > /tmp/left && rm /bin/cat && exit 3'));
@@ -348,18 +369,9 @@ describe('the chroot isolation on an overlay', { skip: isRoot ? false : 'needs r
     assert.deepEqual(await mountsUnder(rootDir), []);
   });
 
-  it('writes to the root directly when the overlay is turned off, and reports no changes', async () => {
+  it('writes to the root directly when not asked to record changes, and reports none', async () => {
     const rootDir = await busyboxRoot('overlay-off');
-    const result = await runCommand(chrootIsolation({ overlay: false }), {
-      rootDir,
-      argv: sh('echo direct > /tmp/direct'),
-      env: ['PATH=/bin'],
-      cwd: '/',
-      user: { uid: 0, gid: 0, groups: [] },
-      stdout: collector(),
-      stderr: collector(),
-      logger: silentLogger(),
-    });
+    const { result } = await runIn(rootDir, sh('echo direct > /tmp/direct'), { recordChanges: false });
     assert.deepEqual(result, exited0);
     assert.equal(await readFile(join(rootDir, 'tmp/direct'), 'utf8'), 'direct\n');
   });

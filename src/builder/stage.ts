@@ -177,7 +177,8 @@ export async function buildStage(env: StageEnvironment, index: number, base: Ima
       } else {
         if (options.cache?.probes[number]) cacheReport = 'miss';
         const current = mustRun[number] ? await materialize() : undefined;
-        const ctx: StepContext = { step, where, rootDir: current?.dir ?? '', config, isolation: env.isolation, logger, output: env.output };
+        const recordChanges = current !== undefined && !buildOptions.singleSnapshot && current.snapshotter.rootIsLarge();
+        const ctx: StepContext = { step, where, rootDir: current?.dir ?? '', config, isolation: env.isolation, logger, output: env.output, recordChanges };
         const outcome = await env.progress.phases.time('run', () => executeStep(step, ctx, env, cmdSetInStage));
         config = outcome.config;
         if (outcome.author) {

@@ -75,6 +75,14 @@ export class Snapshotter {
     this.parallelFrom = options.parallelFrom ?? DEFAULT_PARALLEL_FROM;
   }
 
+  /**
+   * Whether walking the whole root costs enough to be avoided when a step can say what it
+   * changed: the same size from which walker threads help (`parallelFrom`).
+   */
+  rootIsLarge(): boolean {
+    return this.fileIndex.size >= this.parallelFrom;
+  }
+
   /** The index as of the last scan; the layer writer reads records (kind, link target, inode) from it. */
   get index(): FileIndex {
     return this.fileIndex;

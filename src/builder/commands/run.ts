@@ -43,6 +43,7 @@ export async function executeRun(instruction: RunInstruction, ctx: StepContext):
       stdout: ctx.output.stdout,
       stderr: ctx.output.stderr,
       logger: ctx.logger,
+      recordChanges: ctx.recordChanges,
     }).catch((err: unknown) => {
       throw atLine(err, ctx.where);
     });

@@ -28,6 +28,8 @@ export interface StepContext {
   logger: Logger;
   /** Where a RUN's output goes (the build log). */
   output: { stdout: Writable; stderr: Writable };
+  /** A RUN should have its isolation record what it changes (see RunSpec.recordChanges). */
+  recordChanges?: boolean;
 }
 
 export interface StepOutcome {

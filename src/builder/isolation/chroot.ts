@@ -8,10 +8,15 @@
 //   setpriv                        Docker's capability set; gid and supplementary groups
 //   nsenter --root --wd -S         chroot, chdir and setuid in one process, then exec
 //   the command, found in the image beforehand (the image may have no shell at all)
+//
+// As root, and when asked to record what the command changes (a large root), the command
+// runs on an overlay over the root directory (overlay.ts): kiln then knows exactly what it
+// changed and need not walk the root afterwards.
 import { spawn } from 'node:child_process';
 import { chmod, copyFile, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import type { Readable, Writable } from 'node:stream';
 import { KilnError, describeError } from '../../util/errors.js';
 import { envObject, findExecutable } from './command.js';
@@ -36,14 +41,12 @@ const DIAGNOSTICS_LIMIT = 16 * 1024;
 export interface ChrootOptions {
   /** `auto` (the default): a user namespace only when kiln is not root. */
   userNamespace?: 'auto' | 'always';
-  /** Run commands on an overlay over the root (see overlay.ts); default true, as root. */
-  overlay?: boolean;
 }
 
 export function chrootIsolation(options: ChrootOptions = {}): Isolation {
   const mode: NamespaceMode = options.userNamespace === 'always' || process.getuid?.() !== 0 ? 'user-namespace' : 'root';
   // A user namespace would need overlayfs's `userxattr` whiteouts; those commands run on the root itself.
-  const overlay = new OverlayUse(options.overlay !== false && mode === 'root');
+  const overlay = new OverlayUse(mode === 'root');
   return { kind: 'chroot', run: (spec) => runChrooted(spec, mode, overlay) };
 }
 
@@ -78,7 +81,7 @@ async function runChrooted(spec: RunSpec, mode: NamespaceMode, overlayUse: Overl
   const workdir = await ensureWorkdir(rootDir, spec.cwd, mode === 'root' ? spec.user : undefined);
   const executable = await findExecutable(rootDir, spec.argv[0] ?? '', env, workdir.imagePath);
 
-  const overlay = await overlayUse.scratch(rootDir, spec.logger);
+  const overlay = spec.recordChanges ? await overlayUse.scratch(rootDir, spec.logger) : undefined;
   try {
     const report = await runInRoot(spec, mode, rootDir, workdir.hostPath, executable, env, overlay);
     const result = report.result;
@@ -100,7 +103,10 @@ async function changesFrom(overlay: OverlayScratch, report: OverlayReport | unde
   if (report?.kind !== 'mounted') {
     throw new KilnError('ISOLATION', `Cannot read what the command changed on its overlay: ${report?.reason ?? 'the init did not say'}.`);
   }
-  return overlay.merge(report.opaque);
+  const started = performance.now();
+  const changes = await overlay.merge(report.opaque);
+  logger.debug({ subtrees: changes.subtrees.length, entries: changes.entries.length, ms: Math.round(performance.now() - started) }, "moved the command's changes from its overlay into the root");
+  return changes;
 }
 
 async function runInRoot(spec: RunSpec, mode: NamespaceMode, rootDir: string, workdir: string, executable: string, env: Record<string, string>, overlay: OverlayScratch | undefined): Promise<InitReport> {

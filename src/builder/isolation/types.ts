@@ -22,6 +22,13 @@ export interface RunSpec {
   stdout: Writable;
   stderr: Writable;
   logger: Logger;
+  /**
+   * Record what the command changes (RunResult.changes) where the isolation can: the root
+   * is large enough that walking it afterwards would cost more. Running on an overlay makes
+   * each file the command writes dearer (about half as much again on ext4 and tmpfs), so a
+   * small root is rather walked.
+   */
+  recordChanges?: boolean;
 }
 
 /**
