@@ -216,6 +216,27 @@ export class FileIndex {
     for (const [dir, names] of this.dirs) for (const name of names.keys()) yield join(dir, name);
   }
 
+  /**
+   * Every path at or below one of `roots` (image paths, none below another). Only the
+   * directories in scope are listed, so a few subtrees of a root of 100,000 paths cost what
+   * they hold.
+   */
+  *pathsUnder(roots: readonly string[]): IterableIterator<string> {
+    if (roots.includes('/')) {
+      yield* this.paths();
+      return;
+    }
+    const scope = new Set(roots);
+    const inside = (dir: string) => {
+      for (let at = dir; at !== '/' && at !== ''; at = at.slice(0, Math.max(1, at.lastIndexOf('/')))) if (scope.has(at)) return true;
+      return false;
+    };
+    for (const [dir, names] of this.dirs) {
+      if (inside(dir)) for (const name of names.keys()) yield join(dir, name);
+    }
+    for (const root of roots) if (this.has(root)) yield root;
+  }
+
   /** Every path with a copy of its record. */
   *entries(): IterableIterator<[string, FileRecord]> {
     for (const [dir, names] of this.dirs) for (const [name, slot] of names) yield [join(dir, name), this.recordAt(slot)];

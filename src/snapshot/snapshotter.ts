@@ -395,11 +395,10 @@ export class Snapshotter {
    */
   private sweep(scan: Scan, roots: readonly string[]): void {
     const seen = scan.seen!;
-    const inScope = underAny(roots);
     const hidden = underAny(scan.passedOver());
     const gone: string[] = [];
-    for (const path of this.fileIndex.paths()) {
-      if (seen.has(path) || !inScope(path)) continue;
+    for (const path of this.fileIndex.pathsUnder(topMost(roots))) {
+      if (seen.has(path)) continue;
       if (this.ignore.isIgnored(path) || hidden(path)) continue;
       gone.push(path);
     }

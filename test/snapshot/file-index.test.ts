@@ -111,3 +111,14 @@ test('forEach sees every path once and lets the visitor delete the path it is gi
   assert.equal(index.has('/d3/f10'), true);
   assert.equal(index.has('/d4/f11'), false);
 });
+
+test('pathsUnder lists exactly the paths at or below the given roots', () => {
+  const index = new FileIndex();
+  for (const path of ['/', '/app', '/app/a', '/app/a/x', '/app/b', '/apple', '/apple/y', '/etc', '/etc/passwd', '/srv/www/index.html']) index.set(path, path.includes('.') || path.endsWith('x') || path.endsWith('y') || path.endsWith('passwd') ? FILE : DIR);
+  const under = (roots: string[]) => [...index.pathsUnder(roots)].sort();
+  assert.deepEqual(under(['/app/a', '/etc']), ['/app/a', '/app/a/x', '/etc', '/etc/passwd']);
+  assert.deepEqual(under(['/app']), ['/app', '/app/a', '/app/a/x', '/app/b'], 'a sibling whose name starts the same is not below');
+  assert.deepEqual(under(['/srv', '/missing']), ['/srv/www/index.html'], 'a root the index lacks still has what is below it');
+  assert.deepEqual(under(['/']), [...index.paths()].sort());
+  assert.deepEqual(under([]), []);
+});
