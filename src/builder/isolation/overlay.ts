@@ -41,12 +41,11 @@ export type OverlayScratchResult = { kind: 'ready'; scratch: OverlayScratch } | 
 const UNMOUNTABLE = /[,:\\\s]/;
 
 export class OverlayScratch {
-  /** The upper directory's own metadata as prepared: the root's, so that a change to it shows. */
-  private upperPrepared: Stats | undefined;
-
   private constructor(
     private readonly rootDir: string,
     private readonly dir: string,
+    /** The upper directory's own metadata as prepared: the root's, so that a change to it shows. */
+    private readonly upperPrepared: Stats,
   ) {}
 
   /**
@@ -61,18 +60,21 @@ export class OverlayScratch {
     } catch (error) {
       return { kind: 'unavailable', reason: `cannot create a directory beside ${rootDir}: ${(error as Error).message}` };
     }
-    const scratch = new OverlayScratch(rootDir, dir);
+    const discard = async (reason: string): Promise<OverlayScratchResult> => {
+      await rm(dir, { recursive: true, force: true });
+      return { kind: 'unavailable', reason };
+    };
     try {
-      if (UNMOUNTABLE.test(dir)) return await scratch.unavailable(`the directory ${dir} cannot be named in overlay options`);
+      if (UNMOUNTABLE.test(dir)) return await discard(`the directory ${dir} cannot be named in overlay options`);
       const [rootStats, dirStats] = await Promise.all([stat(rootDir), stat(dir)]);
-      if (rootStats.dev !== dirStats.dev) return await scratch.unavailable(`${rootDir} is a filesystem of its own`);
+      if (rootStats.dev !== dirStats.dev) return await discard(`${rootDir} is a filesystem of its own`);
       await Promise.all(['lower', 'upper', 'work'].map((name) => mkdir(join(dir, name))));
-      await takeMetadata(scratch.upper, await lstat(rootDir));
-      scratch.upperPrepared = await lstat(scratch.upper);
+      const upper = join(dir, 'upper');
+      await takeMetadata(upper, await lstat(rootDir));
+      return { kind: 'ready', scratch: new OverlayScratch(rootDir, dir, await lstat(upper)) };
     } catch (error) {
-      return await scratch.unavailable(`cannot prepare ${dir}: ${(error as Error).message}`);
+      return await discard(`cannot prepare ${dir}: ${(error as Error).message}`);
     }
-    return { kind: 'ready', scratch };
   }
 
   private get lower(): string {
@@ -106,7 +108,7 @@ export class OverlayScratch {
     const changes: RunChanges = { subtrees: [], entries: [] };
     const rootBefore = await lstat(this.rootDir);
     await this.mergeDir('', new Set(opaque), changes);
-    await this.settleDirectory('/', this.rootDir, await lstat(this.upper), this.upperPrepared ?? rootBefore, rootBefore, changes);
+    await this.settleDirectory('/', this.rootDir, await lstat(this.upper), this.upperPrepared, rootBefore, changes);
     return changes;
   }
 
@@ -152,11 +154,6 @@ export class OverlayScratch {
 
   async remove(): Promise<void> {
     await rm(this.dir, { recursive: true, force: true });
-  }
-
-  private async unavailable(reason: string): Promise<OverlayScratchResult> {
-    await this.remove();
-    return { kind: 'unavailable', reason };
   }
 }
 
